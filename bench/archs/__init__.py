@@ -1,0 +1,1 @@
+"""Network architectures (pure torch; no torchvision)."""

@@ -1,0 +1,65 @@
+"""The method interface: an SR model (or interpolation) seen by the runner, the attacks and the metrics."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from bench.images import check_batch
+
+
+class Method(torch.nn.Module):
+    """Base class of every method adapter.
+
+    Subclasses implement :meth:`forward`; the base owns eval mode, clamping, no-grad inference and tiling.
+
+    Class attributes:
+        differentiable: gradients flow from the output to the input (attacks need it).
+        stochastic: the output depends on a random generator (median smoothing, stochastic SR).
+
+    Attributes:
+        scale: upscaling factor (4 for every method of the papers).
+        tile: LR tile size used by :meth:`super_resolve` for large inputs (``None`` = never tile).
+        tile_overlap: LR pixels of overlap between tiles.
+    """
+
+    differentiable: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, scale: int = 4, tile: int | None = None, tile_overlap: int = 16) -> None:
+        super().__init__()
+        self.scale = scale
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+
+    def forward(self, lr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(N, 3, h, w) in [0, 1] -> (N, 3, h*scale, w*scale), unclamped and differentiable when the method is."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def super_resolve(self, lr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Inference: eval mode, no gradients, tiles when the input is larger than :attr:`tile`, clamped to [0, 1]."""
+        from bench.methods.tiling import tiled_forward
+
+        check_batch(lr, "lr")
+        self.eval()
+        h, w = lr.shape[-2:]
+        if self.tile is not None and max(h, w) > self.tile:
+            out = tiled_forward(lambda t: self(t, generator), lr, self.scale, self.tile, self.tile_overlap)
+        else:
+            out = self(lr, generator)
+        return out.clamp(0, 1)
+
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(self.parameters()), None)
+        if p is None:
+            b = next(iter(self.buffers()), None)
+            return b.device if b is not None else torch.device("cpu")
+        return p.device
+
+    def extra_repr(self) -> str:
+        return (
+            f"scale={self.scale}, differentiable={self.differentiable}, stochastic={self.stochastic}, tile={self.tile}"
+        )
