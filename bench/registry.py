@@ -43,6 +43,7 @@ class Registry(Generic[T]):
         self.modules = tuple(modules)
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._failed: dict[str, str] = {}
         self._loaded = False
 
     @staticmethod
@@ -67,12 +68,20 @@ class Registry(Generic[T]):
         return decorator
 
     def load(self) -> None:
-        """Import every module of the registry's list (once)."""
+        """Import every module of the registry's list (once).
+
+        A module that fails to import (a missing optional dependency, say) is logged and remembered: its components
+        are unavailable and a lookup of an unknown name says which modules failed and why; the others still work.
+        """
         if self._loaded:
             return
         self._loaded = True
         for module in self.modules:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # recorded and reported on lookup, never swallowed
+                self._failed[module] = f"{type(exc).__name__}: {exc}"
+                logger.warning("%s registry: module %s failed to import (%s)", self.kind, module, self._failed[module])
 
     def canonical(self, name: str) -> str:
         """The registered name for ``name`` or one of its aliases; ``KeyError`` with suggestions otherwise."""
@@ -83,11 +92,18 @@ class Registry(Generic[T]):
             known = sorted(self._entries)
             close = difflib.get_close_matches(key, known + sorted(self._aliases), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}")
+            failed = "".join(f" Module {m} failed to import ({e})." for m, e in self._failed.items())
+            raise KeyError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known)}.{failed}")
         return key
 
     def get(self, name: str) -> T:
         return self._entries[self.canonical(name)]
+
+    @property
+    def failed_modules(self) -> dict[str, str]:
+        """Modules of the list that failed to import, with the error."""
+        self.load()
+        return dict(self._failed)
 
     def names(self) -> list[str]:
         self.load()

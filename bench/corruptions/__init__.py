@@ -6,7 +6,18 @@ from bench.registry import Registry
 CORRUPTIONS: Registry = Registry(
     "corruption",
     base=Corruption,
-    modules=("bench.corruptions.identity", "bench.corruptions.noise", "bench.corruptions.blur", "bench.corruptions.jpeg"),
+    modules=(
+        "bench.corruptions.identity",
+        "bench.corruptions.noise",
+        "bench.corruptions.blur",
+        "bench.corruptions.jpeg",
+        "bench.corruptions.poisson",
+        "bench.corruptions.impulse",
+        "bench.corruptions.aniso_blur",
+        "bench.corruptions.motion_blur",
+        "bench.corruptions.defocus_blur",
+        "bench.corruptions.realesrgan_pipeline",
+    ),
 )
 
 

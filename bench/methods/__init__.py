@@ -6,7 +6,7 @@ from bench.registry import Registry
 ADAPTERS: Registry = Registry(
     "method adapter",
     base=Method,
-    modules=("bench.methods.bicubic", "bench.methods.rrdb"),
+    modules=("bench.methods.bicubic", "bench.methods.rrdb", "bench.methods.smoothing"),
 )
 
 __all__ = ["ADAPTERS", "Method"]

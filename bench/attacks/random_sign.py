@@ -1,0 +1,60 @@
+"""Random sign: ``x + eps * s`` with ``s`` uniform in {-1, +1} per pixel -- the control every gradient attack must beat.
+
+Not an attack of the papers: a baseline that spends the same L-infinity budget as FGSM without looking at the model,
+so that "FGSM lowers PSNR more than random +-eps noise" is a measurable claim. The signs come from the cell's generator
+(independent per pixel and channel); the result is clipped to [0, 1]. No gradient is used (mode ``gradient-free``,
+works on non-differentiable methods); its loss may be below the clean loss.
+
+Args:
+    eps: L-infinity amplitude on the [0, 1] scale (10/255).
+    loss, target, eot_samples, restarts, surrogate: see :class:`bench.attacks.base.Attack` (``restarts`` > 1 keeps the
+        worst of several random draws).
+
+Input (N, 3, h, w) in [0, 1]; ``x_adv`` in [0, 1], ``||x_adv - x||_inf <= eps``. Cost: 2 forwards per EOT sample.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import torch
+
+from bench.attacks import ATTACKS
+from bench.attacks.base import Attack, AttackError, Objective
+
+logger = logging.getLogger(__name__)
+
+
+def random_signs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """+-1 of ``x``'s shape, each with probability 1/2, drawn on the generator's device and moved to ``x``'s."""
+    bits = torch.randint(0, 2, tuple(x.shape), generator=generator, device=generator.device, dtype=torch.int8)
+    return (2 * bits - 1).to(device=x.device, dtype=x.dtype)
+
+
+@ATTACKS.register("random_sign", aliases=("random",))
+class RandomSign(Attack):
+    """Uniform random +-eps perturbation (see the module docstring)."""
+
+    threat: ClassVar[str] = "linf"
+    needs_gradient: ClassVar[bool] = False
+    never_below_clean: ClassVar[bool] = False
+    random_start: ClassVar[bool] = True
+    params: ClassVar[tuple[str, ...]] = ("eps",)
+
+    def __init__(self, eps: float = 10 / 255, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not eps >= 0:
+            raise AttackError(f"eps must be >= 0, got {eps}")
+        self.eps = float(eps)
+
+    def perturb(
+        self,
+        objective: Objective,
+        x: torch.Tensor,
+        loss_clean: torch.Tensor,
+        generator: torch.Generator | None,
+        hr: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x_adv = (x + self.eps * random_signs(x, generator)).clamp(0.0, 1.0)
+        return x_adv, objective.value(x_adv)

@@ -1,0 +1,347 @@
+"""Method cards: one YAML file in ``methods/`` per leaderboard entry, parsed into a frozen :class:`MethodCard`.
+
+A card (its file stem is its name) declares::
+
+    title: Real-ESRGAN x4plus                  # required, shown in tables
+    adapter: rrdbnet                           # required, a name of bench.methods.ADAPTERS
+    args: {num_block: 23}                      # keyword arguments of the adapter (architecture, settings)
+    checkpoint: realesrgan-x4plus              # asset name, or a file path (relative to the card's folder)
+    paper: {title: ..., venue: ..., url: ...}
+    description: ...
+    license: BSD-3-Clause                      # of the weights
+    tile: 512                                  # LR tile size of super_resolve (null: never tile); default 512
+    tile_overlap: 48                           # LR pixels of overlap between tiles; default 48
+    recipe: {...}                              # optional: how a trained checkpoint was produced
+    provenance: {...}                          # optional: where a trained checkpoint comes from (run, commit, ...)
+
+The default tile (512) leaves DIV2K-size LR images (at most 510 pixels a side) untiled, so leaderboard numbers do not
+depend on tiling; the default overlap (48) keeps tiled outputs about 60 dB from untiled ones for RRDBNet (see
+:mod:`bench.methods.tiling`). Both are stored in :meth:`MethodCard.provenance`.
+
+``differentiable`` and ``stochastic`` are properties of the adapter, never of the card. Unknown keys, unknown
+adapter arguments and wrong types fail when the card is loaded, naming the file and the key; an unknown adapter
+raises the registry's ``KeyError``. A missing checkpoint fails only when the method is built (:func:`build_method`).
+
+Example::
+
+    method = build_method("realesrgan-x4plus", device="cpu")   # eval mode, parameters frozen
+    sr = method.super_resolve(lr)                               # (N, 3, 4h, 4w) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+import yaml
+
+from bench.methods import ADAPTERS
+from bench.methods.base import Method
+from bench.methods.checkpoint import checkpoint_available, checkpoint_sha256, is_path_ref
+from bench.paths import methods_dir
+
+logger = logging.getLogger(__name__)
+
+CARD_SUFFIXES = (".yaml", ".yml")
+DEFAULT_TILE = 512
+DEFAULT_TILE_OVERLAP = 48
+_KEYS = frozenset(
+    {
+        "title",
+        "adapter",
+        "args",
+        "checkpoint",
+        "paper",
+        "description",
+        "license",
+        "tile",
+        "tile_overlap",
+        "recipe",
+        "provenance",
+    }
+)
+_REQUIRED = ("title", "adapter")
+_PAPER_KEYS = frozenset({"title", "authors", "venue", "year", "url"})
+# Set by build_method from card keys, so a card may not pass them in ``args``.
+_RESERVED_ARGS = frozenset({"checkpoint", "state_dict", "fetch", "tile", "tile_overlap"})
+
+
+class CardError(ValueError):
+    """A method card that does not parse or validate; the message names the file and the key."""
+
+
+def cards_dir() -> Path:
+    """The folder of the cards: ``bench.paths.methods_dir()`` (``$BENCH_PROJECT/methods`` or the checkout's)."""
+    return methods_dir()
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class MethodCard:
+    """One leaderboard entry, as declared by ``methods/<name>.yaml`` (see the module docstring for the keys).
+
+    Attributes:
+        name: the card's file stem (the method's name in matrices and tables).
+        path: the card file.
+        origin: the card's ``provenance`` key (where a trained checkpoint comes from); see :meth:`provenance` for the
+            provenance record of results.
+    """
+
+    name: str
+    path: Path
+    title: str
+    adapter: str
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    checkpoint: str | None = None
+    paper: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    license: str | None = None
+    tile: int | None = DEFAULT_TILE
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
+    recipe: Any = None
+    origin: Any = None
+    card_sha256: str = ""
+
+    @property
+    def adapter_cls(self) -> type[Method]:
+        return ADAPTERS.get(self.adapter)
+
+    @property
+    def differentiable(self) -> bool:
+        return bool(self.adapter_cls.differentiable)
+
+    @property
+    def stochastic(self) -> bool:
+        return bool(self.adapter_cls.stochastic)
+
+    @property
+    def scale(self) -> int:
+        """``args.scale``, else the adapter's default ``scale``, else 4."""
+        if "scale" in self.args:
+            return int(self.args["scale"])
+        param = inspect.signature(self.adapter_cls).parameters.get("scale")
+        if param is not None and isinstance(param.default, int):
+            return param.default
+        return 4
+
+    def checkpoint_ref(self) -> str | None:
+        """The checkpoint as :func:`bench.methods.checkpoint.load_weights` takes it: a relative path is made absolute
+        against the card's folder; an asset name is returned as it is."""
+        if self.checkpoint is None:
+            return None
+        if is_path_ref(self.checkpoint):
+            path = Path(self.checkpoint).expanduser()
+            return str(path if path.is_absolute() else (self.path.parent / path).resolve())
+        return self.checkpoint
+
+    def checkpoint_available(self) -> bool:
+        """True when the method can be built offline (no checkpoint, or a stored asset / existing file)."""
+        ref = self.checkpoint_ref()
+        return ref is None or checkpoint_available(ref)
+
+    def provenance(self) -> dict[str, Any]:
+        """What a result must carry to say which method made it (JSON-able).
+
+        Keys: card, title, adapter, args, checkpoint, checkpoint_sha256 (from the asset metadata or by hashing a local
+        file; None when unknown or not stored), card_sha256, tile, tile_overlap, differentiable, stochastic, and the
+        card's recipe / provenance when given (``recipe``, ``trained``).
+        """
+        ref = self.checkpoint_ref()
+        record: dict[str, Any] = {
+            "card": self.name,
+            "title": self.title,
+            "adapter": self.adapter,
+            "args": _thawed(self.args),
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": checkpoint_sha256(ref) if ref is not None else None,
+            "card_sha256": self.card_sha256,
+            "tile": self.tile,
+            "tile_overlap": self.tile_overlap,
+            "differentiable": self.differentiable,
+            "stochastic": self.stochastic,
+        }
+        if self.recipe is not None:
+            record["recipe"] = _thawed(self.recipe)
+        if self.origin is not None:
+            record["trained"] = _thawed(self.origin)
+        return record
+
+
+def _check_type(path: Path, key: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise CardError(f"{path}: key {key!r} must be {what}, got {value!r}")
+
+
+def _validate_args(path: Path, adapter: type[Method], args: Mapping[str, Any], has_checkpoint: bool) -> None:
+    params = inspect.signature(adapter).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in args:
+        if not isinstance(key, str):
+            raise CardError(f"{path}: args key {key!r} is not a string")
+        if key in _RESERVED_ARGS:
+            raise CardError(f"{path}: args.{key} is set by the card's own {key!r} key, not in args")
+        if key not in params and not takes_any:
+            known = sorted(k for k, p in params.items() if k not in _RESERVED_ARGS and k != "self")
+            raise CardError(
+                f"{path}: unknown key args.{key} for adapter {adapter.__name__} (known: {', '.join(known)})"
+            )
+    if has_checkpoint and "checkpoint" not in params and not takes_any:
+        raise CardError(f"{path}: adapter {adapter.__name__} takes no checkpoint, but the card names one")
+
+
+def parse_card(path: str | Path) -> MethodCard:
+    """Parse and validate one card file (its stem is the card's name)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CardError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: a card is a mapping of keys, got {type(data).__name__}")
+    for key in data:
+        if key not in _KEYS:
+            hint = difflib.get_close_matches(str(key), sorted(_KEYS), n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            why = " (it comes from the adapter)" if key in ("differentiable", "stochastic") else ""
+            raise CardError(f"{path}: unknown key {key!r}{extra}{why}; known keys: {', '.join(sorted(_KEYS))}")
+    for key in _REQUIRED:
+        if key not in data:
+            raise CardError(f"{path}: missing required key {key!r}")
+    _check_type(path, "title", data["title"], str, "a string")
+    _check_type(path, "adapter", data["adapter"], str, "a string (a registered adapter name)")
+    adapter_name = ADAPTERS.canonical(data["adapter"])  # KeyError with suggestions for an unknown adapter
+    args = data.get("args") or {}
+    _check_type(path, "args", args, dict, "a mapping of adapter keyword arguments")
+    checkpoint = data.get("checkpoint")
+    if checkpoint is not None:
+        _check_type(path, "checkpoint", checkpoint, str, "an asset name or a file path")
+    _validate_args(path, ADAPTERS.get(adapter_name), args, checkpoint is not None)
+    paper = data.get("paper") or {}
+    _check_type(path, "paper", paper, dict, "a mapping (title, authors, venue, year, url)")
+    for key in paper:
+        if key not in _PAPER_KEYS:
+            raise CardError(f"{path}: unknown key paper.{key}; known: {', '.join(sorted(_PAPER_KEYS))}")
+    description = data.get("description") or ""
+    _check_type(path, "description", description, str, "a string")
+    license_ = data.get("license")
+    if license_ is not None:
+        _check_type(path, "license", license_, str, "a string")
+    tile = data.get("tile", DEFAULT_TILE)
+    if tile is not None:
+        _check_type(path, "tile", tile, int, "a positive integer or null")
+        if tile <= 0:
+            raise CardError(f"{path}: key 'tile' must be a positive integer or null, got {tile}")
+    overlap = data.get("tile_overlap", DEFAULT_TILE_OVERLAP)
+    _check_type(path, "tile_overlap", overlap, int, "a non-negative integer")
+    if overlap < 0:
+        raise CardError(f"{path}: key 'tile_overlap' must be >= 0, got {overlap}")
+    return MethodCard(
+        name=path.stem,
+        path=path.resolve(),
+        title=data["title"],
+        adapter=adapter_name,
+        args=_frozen(args),
+        checkpoint=checkpoint,
+        paper=_frozen(paper),
+        description=description.strip(),
+        license=license_,
+        tile=tile,
+        tile_overlap=overlap,
+        recipe=_frozen(data.get("recipe")),
+        origin=_frozen(data.get("provenance")),
+        card_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+def card_paths() -> list[Path]:
+    """The card files of :func:`cards_dir`, sorted by name."""
+    folder = cards_dir()
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix in CARD_SUFFIXES and p.is_file()), key=lambda p: p.stem)
+
+
+def list_cards() -> list[MethodCard]:
+    """Every card of :func:`cards_dir`, parsed and validated (a broken card raises)."""
+    return [parse_card(p) for p in card_paths()]
+
+
+def load_card(name_or_path: str | Path) -> MethodCard:
+    """A card by name (``methods/<name>.yaml``) or by path to a YAML file; ``KeyError`` listing the cards otherwise."""
+    ref = Path(name_or_path)
+    if isinstance(name_or_path, Path) or ref.suffix in CARD_SUFFIXES or len(ref.parts) > 1:
+        if not ref.is_file():
+            raise FileNotFoundError(f"no method card at {ref}")
+        return parse_card(ref)
+    for suffix in CARD_SUFFIXES:
+        candidate = cards_dir() / f"{name_or_path}{suffix}"
+        if candidate.is_file():
+            return parse_card(candidate)
+    known = [p.stem for p in card_paths()]
+    close = difflib.get_close_matches(str(name_or_path), known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise KeyError(f"unknown method card {name_or_path!r} (no file in {cards_dir()}).{hint} Known: {', '.join(known)}")
+
+
+def build_method(
+    name_or_card: str | Path | MethodCard,
+    device: str | torch.device = "cpu",
+    *,
+    tile: int | None = None,
+    fetch: bool = False,
+) -> Method:
+    """Instantiate the method of a card: adapter(**args, checkpoint=...), eval mode, on ``device``, parameters frozen.
+
+    Parameters get ``requires_grad_(False)``: attacks differentiate w.r.t. the input only. The returned method carries
+    its card as ``method.card``.
+
+    Args:
+        name_or_card: a card name, a card file path, or a :class:`MethodCard`.
+        device: where the method runs ("cpu", "cuda", "cuda:1", a ``torch.device``).
+        tile: override the card's LR tile size (``0``: never tile; ``None``: the card's value).
+        fetch: download a missing checkpoint asset instead of raising.
+
+    Raises:
+        FileNotFoundError: the card's checkpoint is not stored; the message names ``python -m bench assets fetch NAME``.
+        KeyError: unknown card or adapter.
+    """
+    card = name_or_card if isinstance(name_or_card, MethodCard) else load_card(name_or_card)
+    cls = card.adapter_cls
+    kwargs = _thawed(card.args)
+    ref = card.checkpoint_ref()
+    if ref is not None:
+        kwargs["checkpoint"] = ref
+        if fetch and "fetch" in inspect.signature(cls).parameters:
+            kwargs["fetch"] = True
+    logger.info("building method %s (%s) on %s", card.name, card.adapter, device)
+    method = cls(**kwargs)
+    method.tile = card.tile if tile is None else (tile or None)
+    method.tile_overlap = card.tile_overlap
+    method.card = card
+    method.eval()
+    method.requires_grad_(False)
+    return method.to(torch.device(device))

@@ -1,0 +1,104 @@
+"""Checkpoint references of method cards: an asset name (``realesrgan-x4plus``) or a local file path.
+
+An asset name is resolved through :mod:`bench.assets` (the converted ``$BENCH_HOME/assets/<name>.safetensors``); a
+path is loaded as tensors only (``.safetensors``, or a BasicSR ``.pth``/``.pt`` with ``params_ema``/``params`` read by
+``torch.load(weights_only=True)``, see :func:`bench.assets.load_checkpoint`). Nothing here downloads unless asked
+(``fetch=True``): an asset that is not stored raises :class:`FileNotFoundError` naming the command that produces it,
+``python -m bench assets fetch NAME``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PATH_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+
+
+def is_path_ref(ref: str | Path) -> bool:
+    """True when ``ref`` names a file (a ``Path``, a path separator or a checkpoint suffix), False for an asset name."""
+    if isinstance(ref, Path):
+        return True
+    return "/" in ref or "\\" in ref or ref.lower().endswith(PATH_SUFFIXES)
+
+
+def fetch_command(name: str) -> str:
+    """The command that stores asset ``name`` (with ``--trust-on-first-use`` when no source has a known sha256)."""
+    from bench.assets import get_spec
+
+    spec = get_spec(name)
+    tofu = "" if any(s.verified for s in spec.sources) else " --trust-on-first-use"
+    return f"python -m bench assets fetch {spec.name}{tofu}"
+
+
+def checkpoint_available(ref: str | Path) -> bool:
+    """Whether :func:`load_weights` would find ``ref`` without downloading (False for an unknown asset name)."""
+    if is_path_ref(ref):
+        return Path(ref).expanduser().is_file()
+    from bench.assets import is_stored
+
+    try:
+        return is_stored(str(ref))
+    except KeyError:
+        return False
+
+
+def load_weights(ref: str | Path, *, fetch: bool = False) -> dict[str, torch.Tensor]:
+    """Load the state dict named by ``ref`` on the CPU.
+
+    Args:
+        ref: an asset name of the manifest, or a path to a ``.safetensors``/``.pth``/``.pt`` file.
+        fetch: download and convert a missing asset (:func:`bench.assets.load_state_dict`) instead of raising.
+
+    Raises:
+        FileNotFoundError: the file does not exist, or the asset is not stored and ``fetch`` is False; the message
+            names ``python -m bench assets fetch NAME``.
+        KeyError: ``ref`` is not an asset of the manifest.
+    """
+    from bench.assets import get_spec, is_stored, load_checkpoint, load_state_dict, stored_path
+
+    if is_path_ref(ref):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        logger.info("loading checkpoint %s", path)
+        return load_checkpoint(path)
+    name = get_spec(str(ref)).name  # KeyError listing the known assets for a typo
+    if not is_stored(name) and not fetch:
+        raise FileNotFoundError(
+            f"checkpoint asset {name!r} is not stored (expected {stored_path(name)}); "
+            f"produce it with `{fetch_command(name)}`"
+        )
+    logger.info("loading checkpoint asset %s", name)
+    return load_state_dict(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(ref: str | Path) -> str | None:
+    """sha256 of the checkpoint: the asset's stored metadata, or a hash of the local file; None when not stored."""
+    if is_path_ref(ref):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        return _file_sha256(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    from bench.assets import is_stored, read_metadata
+
+    if not is_stored(str(ref)):
+        return None
+    value = read_metadata(str(ref)).get("sha256")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,120 @@
+"""PSNR on RGB (``psnr``) and on the BT.601 Y channel (``psnr_y``).
+
+Definition: ``PSNR = 10 log10(255^2 / MSE)`` where MSE is the mean squared difference over every pixel and channel of
+one image, on the [0, 255] scale, in float64. Both images are first rounded to the 8-bit grid (what saving the SR output
+as PNG and reading it back does), then ``crop_border`` pixels are removed on each side, then (``psnr_y``) converted to
+Y with MATLAB ``rgb2ycbcr`` weights, not rounded again (BasicSR's ``calculate_psnr(..., test_y_channel=True)``).
+
+Identical images have an infinite PSNR; tables cannot hold ``inf``, so every value is capped at :data:`PSNR_CAP_DB`
+(100 dB, an MSE of 255^2 * 1e-10). A finite 8-bit difference stays far below the cap for any image under 8 gigapixels.
+
+The RGB variant with no crop reproduces scikit-image's ``peak_signal_noise_ratio(hr, sr, data_range=255)`` on uint8
+images (the ``psnr`` row of the IQA calibration set); the RSR code scores RGB with ``crop_border=4``; the ANDNet paper
+scores Y.
+
+Input: ``sr`` and ``hr`` (N, 3, H, W) float in [0, 1], same size, any device. Output: (N,) float64 in dB, higher is
+better. Not differentiable (the 8-bit rounding has no gradient); use LPIPS or L1 as an attack loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import torch
+
+from bench.images import check_batch
+from bench.metrics import METRICS
+from bench.metrics.base import Metric, MetricSpec, crop_border
+from bench.metrics.color import rgb_to_y
+
+logger = logging.getLogger(__name__)
+
+PSNR_CAP_DB = 100.0
+_UINT8_RANGE = "[0,255] uint8-rounded, float64"
+
+
+def check_crop_border(value: int) -> int:
+    """Validate a ``crop_border`` argument (a non-negative int) and return it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"crop_border must be a non-negative int, got {value!r}")
+    return value
+
+
+def paired_inputs(
+    name: str, sr: torch.Tensor, hr: torch.Tensor | None, border: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a full-reference pair and return ``(sr, hr)`` with ``border`` pixels cropped on each side.
+
+    Shared by the full-reference metrics of this package. Raises ``ValueError`` for a missing ``hr``, a size or batch
+    mismatch, or a crop that leaves nothing.
+    """
+    if hr is None:
+        raise ValueError(f"{name} is a full-reference metric: pass hr")
+    check_batch(sr, f"{name} sr")
+    check_batch(hr, f"{name} hr")
+    if sr.shape != hr.shape:
+        raise ValueError(f"{name}: sr {tuple(sr.shape)} and hr {tuple(hr.shape)} differ in size")
+    if sr.device != hr.device:
+        raise ValueError(f"{name}: sr is on {sr.device}, hr on {hr.device}")
+    h, w = sr.shape[-2:]
+    if 2 * border >= min(h, w):
+        raise ValueError(f"{name}: crop_border {border} leaves nothing of a {h}x{w} image")
+    return crop_border(sr, border), crop_border(hr, border)
+
+
+def to_levels(x: torch.Tensor) -> torch.Tensor:
+    """Exact 8-bit levels as float64 in [0, 255], rounded as ``bench.images.quantize``/``to_uint8`` (saving) do."""
+    return x.float().clamp(0, 1).mul_(255.0).add_(0.5).floor_().double()
+
+
+def psnr_from_mse(mse: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
+    """``10 log10(peak^2 / mse)`` capped at :data:`PSNR_CAP_DB` (so ``mse == 0`` gives the cap, never ``inf``)."""
+    floor = peak**2 * 10.0 ** (-PSNR_CAP_DB / 10.0)
+    return 10.0 * torch.log10(peak**2 / mse.clamp_min(floor))
+
+
+@METRICS.register("psnr", aliases=("psnr_rgb",))
+class PSNR(Metric):
+    """PSNR on the three RGB channels of 8-bit-rounded images, in dB (capped at 100).
+
+    Args:
+        crop_border: pixels removed on each side before scoring (default 0; the runner passes the scale, 4).
+    """
+
+    color_space: ClassVar[str] = "rgb"
+    definition: ClassVar[str] = "mse over all pixels and channels"
+    reference: ClassVar[str] = "skimage peak_signal_noise_ratio(data_range=255) on uint8 RGB"
+
+    def __init__(self, crop_border: int = 0) -> None:
+        super().__init__()
+        self.crop_border = check_crop_border(crop_border)
+        self.spec = MetricSpec(
+            name="psnr" if self.color_space == "rgb" else f"psnr_{self.color_space}",
+            full_reference=True,
+            higher_is_better=True,
+            color_space=self.color_space,
+            crop_border=self.crop_border,
+            input_range=_UINT8_RANGE,
+            version=self.definition,
+            reference=self.reference,
+            extra={"cap_db": PSNR_CAP_DB},
+        )
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, H, W) pair in [0, 1] -> (N,) float64 PSNR in dB on the inputs' device."""
+        a, b = paired_inputs(self.spec.name, sr, hr, self.crop_border)
+        a, b = to_levels(a), to_levels(b)
+        if self.color_space == "y":
+            a, b = rgb_to_y(a / 255.0) * 255.0, rgb_to_y(b / 255.0) * 255.0
+        mse = (a - b).square().flatten(1).mean(dim=1)
+        return psnr_from_mse(mse)
+
+
+@METRICS.register("psnr_y")
+class PSNRY(PSNR):
+    """PSNR on the BT.601 Y channel (MATLAB ``rgb2ycbcr``) of 8-bit-rounded images, in dB (capped at 100)."""
+
+    color_space: ClassVar[str] = "y"
+    definition: ClassVar[str] = "mse over all pixels of Y (MATLAB rgb2ycbcr, not re-rounded)"
+    reference: ClassVar[str] = "BasicSR calculate_psnr(test_y_channel=True)"

@@ -1,0 +1,42 @@
+"""``python -m bench report RUN``: re-render ``results.csv``, ``tables/`` and ``index.html`` from a run's store.
+
+``RUN`` is a run directory, or a run name under ``--out`` (default ``reports/``). Prints the path of ``index.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="re-render a run's tables and HTML leaderboard from its store", description=__doc__
+    )
+    p.add_argument("run", help="run directory, or run name under --out")
+    p.add_argument("--out", type=Path, default=None, help="parent folder of runs (default: reports/)")
+    p.set_defaults(func=report_command)
+
+
+def resolve_run_dir(run: str, out: Path | None = None) -> Path:
+    """A run directory from a path or a name (looked up under ``out``, default ``reports/``)."""
+    from bench.paths import reports_dir
+
+    path = Path(run).expanduser()
+    if (path / "cells").is_dir() or (path / "run.json").is_file():
+        return path
+    candidate = (out if out is not None else reports_dir()) / run
+    if (candidate / "cells").is_dir() or (candidate / "run.json").is_file():
+        return candidate
+    raise FileNotFoundError(f"no run at {path} nor at {candidate} (a run folder holds run.json and cells/)")
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from bench.report.html import write_report
+
+    run_dir = resolve_run_dir(args.run, args.out)
+    print(write_report(run_dir))
+    return 0

@@ -1,0 +1,106 @@
+"""``python -m bench run`` (and, through :mod:`bench.report.commands`, ``python -m bench report``).
+
+``run --matrix smoke|default|full|PATH [--device auto|cpu|cuda] [--out DIR] [--run NAME] [--set key=value ...]``
+computes the matrix's pending cells into ``DIR/NAME`` (default ``reports/<matrix name>``), renders the report and
+prints the path of its ``index.html``. Under ``torchrun`` every rank computes its shard of the cells; rank 0 waits
+for the others (a gloo barrier) and renders. Exit code: 0 when every cell is stored with status ok, 1 when a cell
+failed (after finishing the others), 2 for a matrix that does not validate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``report`` to the CLI."""
+    p = subparsers.add_parser(
+        "run",
+        help="run a matrix of methods x datasets x conditions (resumable)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("--matrix", default="smoke", help="packaged matrix name (smoke, default, full) or a YAML path")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, default=None, help="parent folder of the run (default: reports/)")
+    p.add_argument("--run", dest="run_name", default=None, help="run name (default: the matrix name)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override applied before validation, e.g. conditions.noise.params.sigma=0.05 (repeatable)",
+    )
+    p.add_argument("--no-report", action="store_true", help="only compute cells; render later with `bench report`")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_command)
+
+    from bench.report import commands as report_commands
+
+    report_commands.add_parser(subparsers)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _barrier(world: int) -> None:
+    """Wait for every rank (gloo process group from the torchrun environment); no-op for one process."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        logger.warning("torch.distributed is not available; rank 0 will not wait for the others")
+        return
+    from datetime import timedelta
+
+    created = not dist.is_initialized()
+    if created:  # ranks may finish hours apart on a full matrix
+        dist.init_process_group(backend="gloo", timeout=timedelta(days=2))
+    dist.barrier()
+    if created:
+        dist.destroy_process_group()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from bench.paths import reports_dir
+    from bench.runner.matrix import MatrixError, load_matrix
+    from bench.runner.runner import run_matrix
+
+    try:
+        matrix = load_matrix(args.matrix, overrides=args.overrides)
+    except MatrixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_name = args.run_name or matrix.name
+    run_dir = (args.out if args.out is not None else reports_dir()) / run_name
+    rank, world = _distributed()
+    summary = run_matrix(
+        matrix,
+        run_dir,
+        run_name=run_name,
+        device=args.device,
+        rank=rank,
+        world_size=world,
+        progress=not args.no_progress,
+    )
+    _barrier(world)
+    if summary.failed:
+        print(f"{len(summary.failed)} cell(s) failed (rerun to retry them):")
+        for label in summary.failed:
+            print(f"  {label}")
+    if rank == 0 and not args.no_report:
+        from bench.report.html import write_report
+
+        index = write_report(run_dir)
+        print(index)
+    return summary.exit_code

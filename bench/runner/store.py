@@ -1,0 +1,108 @@
+"""The run store: one JSON file per cell under ``<run_dir>/cells/``, written atomically.
+
+Layout of a run directory (``reports/<run>/`` by default)::
+
+    run.json            the matrix, the run's provenance and the keys of its cells (written by rank 0)
+    cells/<key>.json    one finished (or failed) cell: description, status, records, failures, provenance
+    gallery/            PNG crops for the report
+    results.csv, tables/, index.html    written by the report
+
+A cell file is written to a temporary file in the same folder and moved into place with :func:`os.replace`, so a
+killed run leaves either the complete file or none. A cell whose ``status`` is ``"ok"`` is finished and skipped by
+the next run; a ``"failed"`` one is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def atomic_write_json(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX and Windows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+class Store:
+    """The cells of one run directory."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.cells_dir = self.run_dir / "cells"
+
+    @property
+    def run_file(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def gallery_dir(self) -> Path:
+        return self.run_dir / "gallery"
+
+    def cell_path(self, key: str) -> Path:
+        return self.cells_dir / f"{key}.json"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The stored payload of a cell, ``None`` if absent; a corrupt file is logged and treated as absent."""
+        path = self.cell_path(key)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            logger.warning("ignoring unreadable cell file %s (%s); the cell will be recomputed", path, exc)
+            return None
+
+    def status(self, key: str) -> str | None:
+        payload = self.load(key)
+        return None if payload is None else payload.get("status")
+
+    def is_finished(self, key: str) -> bool:
+        """True when the cell is stored with status ``ok`` (failed cells are retried)."""
+        return self.status(key) == STATUS_OK
+
+    def write(self, key: str, payload: Mapping[str, Any]) -> Path:
+        return atomic_write_json(self.cell_path(key), dict(payload))
+
+    def keys(self) -> list[str]:
+        if not self.cells_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.cells_dir.glob("*.json") if not p.name.startswith("."))
+
+    def iter_cells(self, keys: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Stored payloads, for ``keys`` (missing ones skipped) or every cell file."""
+        for key in self.keys() if keys is None else keys:
+            payload = self.load(key)
+            if payload is not None:
+                yield payload
+
+    def write_run_info(self, info: Mapping[str, Any]) -> Path:
+        return atomic_write_json(self.run_file, dict(info))
+
+    def read_run_info(self) -> dict[str, Any] | None:
+        if not self.run_file.is_file():
+            return None
+        return json.loads(self.run_file.read_text(encoding="utf-8"))

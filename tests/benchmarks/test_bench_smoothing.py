@@ -1,0 +1,61 @@
+"""Throughput of median smoothing: the n = 21 noisy copies batched through the base vs n sequential base calls.
+
+Skipped in normal runs (``--benchmark-skip`` is in addopts); run with
+``pytest tests/benchmarks/test_bench_smoothing.py --benchmark-only --benchmark-group-by=param:case``.
+Both variants compute the same output (checked); ``batched`` uses the adapter's default ``max_batch``
+(:data:`bench.methods.smoothing.CPU_MAX_BATCH` on CPU, from free memory on CUDA), ``all`` puts the 21 copies in one
+call, ``sequential`` calls the base once per copy. CUDA cases synchronise inside the timed function. Random weights
+(speed does not depend on them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from bench.methods.rrdb import RRDBMethod
+from bench.methods.smoothing import MedianSmoothing
+
+CASES = {
+    # name: (architecture, LR size)
+    "small-32": ({"num_feat": 32, "num_block": 4, "num_grow_ch": 16}, 32),
+    "full-64": ({}, 64),  # 23 RRDB blocks, the default matrix's 64x64 LR crop
+}
+N = 21
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+@pytest.mark.parametrize("mode", ["batched", "all", "sequential"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_smoothing_throughput(benchmark, device: torch.device, case: str, mode: str) -> None:
+    arch, size = CASES[case]
+    torch.manual_seed(0)
+    base = RRDBMethod(**arch).eval().requires_grad_(False).to(device)
+    max_batch = {"batched": None, "all": N, "sequential": 1}[mode]
+    mrs = MedianSmoothing(base, sigma=0.05, n=N, max_batch=max_batch).eval()
+    lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    sync = _sync(device)
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            out = mrs(lr, torch.Generator(device=device).manual_seed(0))
+        sync()
+        return out
+
+    slow_cpu = device.type == "cpu" and case == "full-64"
+    rounds = (1 if slow_cpu else 3) if device.type == "cpu" else 10
+    out = benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=0 if slow_cpu else 1)
+    assert out.shape == (1, 3, 4 * size, 4 * size)
+    if mode != "sequential":  # the batched median is the sequential one
+        seq = MedianSmoothing(base, sigma=0.05, n=N, max_batch=1)
+        with torch.inference_mode():
+            ref = seq(lr, torch.Generator(device=device).manual_seed(0))
+        tol = 1e-4 if device.type == "cuda" else 1e-5  # batched convolutions may pick other kernels
+        assert (out - ref).abs().max().item() <= tol
+    benchmark.group = f"smoothing {case} {device.type}"
+    benchmark.extra_info.update({"n": N, "lr": size, "max_batch": mrs.max_batch, "mode": mode})

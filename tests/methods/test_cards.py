@@ -1,0 +1,226 @@
+"""Method cards: every card of methods/ parses; validation errors name the file and key; build_method."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from bench.archs.rrdbnet import RRDBNet
+from bench.methods import ADAPTERS, Method
+from bench.methods.cards import CardError, MethodCard, build_method, cards_dir, list_cards, load_card, parse_card
+
+PROJECT_CARDS = sorted((Path(__file__).resolve().parents[2] / "methods").glob("*.yaml"))
+TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+TINY_CARD = """\
+title: Tiny RRDBNet
+adapter: rrdbnet
+args: {num_feat: 8, num_block: 1, num_grow_ch: 4}
+checkpoint: weights/tiny.safetensors
+paper: {title: ESRGAN, venue: ECCVW, year: 2018, url: https://arxiv.org/abs/1809.00219}
+tile: 8
+tile_overlap: 20
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder ($BENCH_PROJECT) with a tiny rrdbnet card whose checkpoint is a relative path."""
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "methods" / "tiny.yaml").write_text(TINY_CARD)
+    (tmp_path / "methods" / "bicubic.yaml").write_text("title: Bicubic\nadapter: bicubic\ntile: null\n")
+    torch.manual_seed(0)
+    (tmp_path / "methods" / "weights").mkdir()
+    save_file(RRDBNet(**TINY).state_dict(), str(tmp_path / "methods" / "weights" / "tiny.safetensors"))
+    monkeypatch.setenv("BENCH_PROJECT", str(tmp_path))
+    return tmp_path
+
+
+def _write(tmp_path: Path, text: str, name: str = "card.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_project_has_the_cards() -> None:
+    names = {p.stem for p in PROJECT_CARDS}
+    assert {"bicubic", "realesrgan-x4plus", "realsr-df2k", "realsr-df2k-jpeg", "esrgan"} <= names
+
+
+@pytest.mark.parametrize("path", PROJECT_CARDS, ids=lambda p: p.stem)
+def test_project_card(path: Path) -> None:
+    card = parse_card(path)
+    assert card.name == path.stem
+    assert card.title.strip()
+    assert card.adapter in ADAPTERS
+    assert issubclass(ADAPTERS.get(card.adapter), Method)
+    assert type(card.differentiable) is bool and type(card.stochastic) is bool
+    assert card.scale == 4
+    assert card.tile is None or card.tile > 0
+    assert card.paper.get("title") and str(card.paper.get("url", "")).startswith("https://")
+    assert card.description
+    record = card.provenance()
+    assert record["card"] == card.name and record["adapter"] == card.adapter
+    assert len(record["card_sha256"]) == 64
+
+
+@pytest.mark.parametrize("path", [p for p in PROJECT_CARDS if "checkpoint:" in p.read_text()], ids=lambda p: p.stem)
+def test_project_checkpoints_are_manifest_assets(path: Path) -> None:
+    """Each card's checkpoint is an asset of the manifest, and the card's architecture is the asset's."""
+    from bench.assets import get_spec
+
+    card = parse_card(path)
+    spec = get_spec(card.checkpoint)
+    for key, value in card.args.items():
+        if key in spec.arch:
+            assert spec.arch[key] == value, (
+                f"{path.name}: args.{key}={value} but asset {spec.name} has {spec.arch[key]}"
+            )
+
+
+def test_rrdb_cards_are_full_size() -> None:
+    for name in ("realesrgan-x4plus", "realsr-df2k", "realsr-df2k-jpeg", "esrgan"):
+        card = parse_card(next(p for p in PROJECT_CARDS if p.stem == name))
+        assert card.adapter == "rrdbnet" and card.args["num_block"] == 23 and card.checkpoint
+    assert parse_card(next(p for p in PROJECT_CARDS if p.stem == "realsr-df2k")).title == "Impressionism (RealSR DF2K)"
+
+
+def test_esrgan_missing_weights_fail_at_build_not_at_load(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BENCH_PROJECT", raising=False)
+    card = load_card("esrgan")  # parses offline
+    assert not card.checkpoint_available()
+    with pytest.raises(FileNotFoundError, match=r"python -m bench assets fetch esrgan-x4"):
+        build_method(card)
+
+
+def test_list_and_load(project: Path) -> None:
+    assert cards_dir() == project / "methods"
+    assert [c.name for c in list_cards()] == ["bicubic", "tiny"]
+    by_path = load_card(project / "methods" / "tiny.yaml")
+    by_name = load_card("tiny")
+    assert by_name.path == by_path.path and by_name.args == by_path.args
+    assert by_name.tile == 8 and by_name.tile_overlap == 20
+
+
+def test_unknown_card_lists_known(project: Path) -> None:
+    with pytest.raises(KeyError, match=r"Did you mean tiny.*Known: bicubic, tiny"):
+        load_card("tinny")
+
+
+def test_card_is_frozen(project: Path) -> None:
+    card = load_card("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.title = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        card.args["num_block"] = 23  # type: ignore[index]
+
+
+def test_defaults(tmp_path: Path) -> None:
+    card = parse_card(_write(tmp_path, "title: T\nadapter: rrdbnet\n"))
+    assert card.tile == 512 and card.tile_overlap == 48 and card.checkpoint is None and dict(card.args) == {}
+    assert card.checkpoint_available()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "title: T\nadapter: rrdbnet\ncheckpiont: x\n",
+            r"card\.yaml: unknown key 'checkpiont' \(did you mean 'checkpoint'",
+        ),
+        ("title: T\nadapter: rrdbnet\ndifferentiable: true\n", r"'differentiable'.*comes from the adapter"),
+        ("adapter: rrdbnet\n", r"card\.yaml: missing required key 'title'"),
+        ("title: T\nadapter: rrdbnet\nargs: {num_blocks: 3}\n", r"card\.yaml: unknown key args\.num_blocks"),
+        ("title: T\nadapter: rrdbnet\nargs: {checkpoint: x}\n", r"args\.checkpoint is set by the card's own"),
+        ("title: T\nadapter: rrdbnet\ntile: 0\n", r"card\.yaml: key 'tile'"),
+        ("title: T\nadapter: rrdbnet\ntile: true\n", r"card\.yaml: key 'tile'"),
+        ("title: T\nadapter: rrdbnet\ntile_overlap: -1\n", r"'tile_overlap'"),
+        ("title: T\nadapter: rrdbnet\nargs: [1]\n", r"key 'args' must be a mapping"),
+        ("title: T\nadapter: rrdbnet\npaper: {title: x, doi: y}\n", r"unknown key paper\.doi"),
+        ("title: [1\n", r"card\.yaml: not valid YAML"),
+        ("- a\n- b\n", r"card\.yaml: a card is a mapping"),
+    ],
+)
+def test_invalid_cards(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(CardError, match=match):
+        parse_card(_write(tmp_path, text))
+
+
+def test_unknown_adapter_is_registry_keyerror(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match=r"unknown method adapter 'rrdbnett'.*Did you mean rrdbnet"):
+        parse_card(_write(tmp_path, "title: T\nadapter: rrdbnett\n"))
+
+
+def test_build_method(project: Path) -> None:
+    method = build_method("tiny", "cpu")
+    assert method.card.name == "tiny" and method.tile == 8 and method.tile_overlap == 20
+    assert not method.training
+    assert all(not p.requires_grad for p in method.parameters())
+    assert method.device == torch.device("cpu")
+    torch.manual_seed(0)  # the fixture's checkpoint is this initialisation
+    ref = RRDBNet(**TINY).eval()
+    lr = torch.rand(1, 3, 20, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = ref(lr).clamp(0, 1)
+    sr = method.super_resolve(lr)  # 20x12 > tile 8: tiled, overlap 20 covers the receptive field
+    assert (sr - expected).abs().max().item() <= 1e-5
+    # Gradient to the input flows although the parameters are frozen.
+    x = lr.clone().requires_grad_(True)
+    method(x).mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_build_tile_override(project: Path) -> None:
+    assert build_method("tiny", tile=0).tile is None
+    assert build_method("tiny", tile=64).tile == 64
+    assert build_method("bicubic").tile is None
+
+
+def test_provenance_hashes_local_checkpoint(project: Path) -> None:
+    card = load_card("tiny")
+    weights = project / "methods" / "weights" / "tiny.safetensors"
+    assert card.checkpoint_ref() == str(weights.resolve())
+    record = card.provenance()
+    assert record["checkpoint"] == "weights/tiny.safetensors"
+    assert record["checkpoint_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert record["card_sha256"] == hashlib.sha256((project / "methods" / "tiny.yaml").read_bytes()).hexdigest()
+    assert record["args"] == TINY and record["differentiable"] is True and record["stochastic"] is False
+    assert record["tile"] == 8
+    import json
+
+    json.dumps(record)  # JSON-able
+
+
+def test_provenance_carries_recipe(tmp_path: Path) -> None:
+    text = "title: T\nadapter: rrdbnet\nrecipe: {name: ad-l-pgd, eps: 0.0549}\nprovenance: {run: r1, commit: abc}\n"
+    record = parse_card(_write(tmp_path, text)).provenance()
+    assert record["recipe"] == {"name": "ad-l-pgd", "eps": 0.0549} and record["trained"] == {
+        "run": "r1",
+        "commit": "abc",
+    }
+
+
+def test_missing_local_checkpoint(project: Path) -> None:
+    (project / "methods" / "weights" / "tiny.safetensors").unlink()
+    card = load_card("tiny")
+    assert not card.checkpoint_available()
+    with pytest.raises(FileNotFoundError, match=r"tiny\.safetensors"):
+        build_method(card)
+
+
+def test_card_checkpoint_for_adapter_without_one(tmp_path: Path) -> None:
+    """Bicubic takes no weights: a card naming a checkpoint for it is an error (unless the adapter accepts one)."""
+    import inspect
+
+    if "checkpoint" in inspect.signature(ADAPTERS.get("bicubic")).parameters:
+        pytest.skip("this bicubic adapter accepts a checkpoint")
+    with pytest.raises(CardError, match="takes no checkpoint"):
+        parse_card(_write(tmp_path, "title: T\nadapter: bicubic\ncheckpoint: x.pth\n"))
+
+
+def test_card_type_is_exported() -> None:
+    assert dataclasses.is_dataclass(MethodCard)
