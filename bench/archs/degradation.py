@@ -24,7 +24,7 @@ centred on the 4 x 4 block of input pixels ``4i .. 4i + 3`` it replaces. For ano
 ``s``-box convolved with ``[1, 4, 6, 4, 1] / 16`` (``s + 4`` taps) and the padding ``2``.
 
 Parameter groups (:meth:`DegradationNet.param_groups`) for the adversarial search with per-group norm scales (§4.3):
-``conv`` (all convolution weights and biases), ``noise`` (the noise weights), ``nonlinearity`` (the negative slopes).
+``conv`` (all convolution kernels), ``noise`` (the noise weights), ``nonlinearity`` (the negative slopes).
 
 Input: HR (N, 3, H, W) float in [0, 1], H and W multiples of ``factor`` and at least 3. Output: LR
 (N, 3, H / factor, W / factor), **unclamped** (callers clamp to [0, 1]). Differentiable w.r.t. the input and every
@@ -129,7 +129,7 @@ class DegradationBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
         self.act = LearnableLeakyReLU()
         self.noise = NoiseInjection(c_out)
 
@@ -158,7 +158,7 @@ class DegradationNet(nn.Module):
         self.before = nn.ModuleList(DegradationBlock(3 if i == 0 else channels, channels) for i in range(blocks_before))
         self.pool = AntiAliasedAvgPool(factor)
         self.after = nn.ModuleList(DegradationBlock(channels, channels) for _ in range(blocks_after))
-        self.last = nn.Conv2d(channels, 3, kernel_size=3, padding=1)
+        self.last = nn.Conv2d(channels, 3, kernel_size=3, padding=1, bias=False)
 
     @property
     def blocks(self) -> list[DegradationBlock]:
@@ -184,13 +184,11 @@ class DegradationNet(nn.Module):
             merged = centre.cpu() @ merged
             conv.weight.zero_()
             conv.weight[:, :, 1, 1] = centre.to(device=device, dtype=conv.weight.dtype)
-            conv.bias.zero_()
             block.act.slope.fill_(1.0)
             block.noise.weight.zero_()
         inverse = torch.linalg.pinv(merged)  # (3, channels), float64
         self.last.weight.zero_()
         self.last.weight[:, :, 1, 1] = inverse.to(device=device, dtype=self.last.weight.dtype)
-        self.last.bias.zero_()
         return self
 
     def merged_matrix(self) -> torch.Tensor:
@@ -231,9 +229,9 @@ class DegradationNet(nn.Module):
         return self.last(x)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The parameters by kind: ``conv`` (weights, biases), ``noise`` (noise weights), ``nonlinearity`` (slopes)."""
+        """The parameters by kind: ``conv`` (kernels), ``noise`` (noise weights), ``nonlinearity`` (slopes)."""
         return {
-            "conv": [p for conv in self.convs() for p in (conv.weight, conv.bias)],
+            "conv": [conv.weight for conv in self.convs()],
             "noise": [b.noise.weight for b in self.blocks],
             "nonlinearity": [b.act.slope for b in self.blocks],
         }

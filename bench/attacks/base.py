@@ -303,7 +303,7 @@ class Attack:
         for _ in range(samples):
             out += method(x, generator).float()
             counts["forward"] += 1
-        return (out / samples).clamp(0, 1)
+        return out / samples  # unclamped, like the outputs the loss compares it with
 
     @staticmethod
     def _out_size(method: nn.Module, x: torch.Tensor) -> tuple[int, int]:

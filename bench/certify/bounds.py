@@ -294,7 +294,7 @@ def certify(
         else:
             noisy = torch.cat([samples, method.noisy_predictions(lr, n_pred - n_samples, generator)])
         if method.include_clean:
-            noisy = torch.cat([noisy, method.base(lr, generator).unsqueeze(0)])
+            noisy = torch.cat([noisy, method.run_base(lr, generator).unsqueeze(0)])
         prediction = noisy.median(dim=0).values.clamp(0, 1)
     lower, upper, ranks = quantile_bounds(samples, sigma, epsilons, alpha)
     median = samples.clamp(0, 1).median(dim=0).values

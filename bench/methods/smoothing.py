@@ -231,9 +231,7 @@ class MedianSmoothing(Method):
                 outs.append(self.base(part, generator))
         return torch.cat(outs)
 
-    def noisy_predictions(
-        self, lr: torch.Tensor, count: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def noisy_predictions(self, lr: torch.Tensor, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Base predictions on ``count`` noisy copies: (count, N, 3, H, W), unclamped; copy i uses the i-th draw."""
         noise = self.draw_noise(lr, count, generator)
         noisy = (lr.unsqueeze(0) + noise).flatten(0, 1)

@@ -185,6 +185,8 @@ def write_tables(data: RunData) -> list[Path]:
     written = [run_dir / "results.csv"]
     results_csv_frame(data.records).to_csv(written[0], index=False)
     methods, metrics = data.order("method"), data.order("metric")
+    for old in (run_dir / "tables").glob("*.csv"):  # tables of an earlier matrix in this folder
+        old.unlink()
     for dataset in data.order("dataset"):
         for condition in data.order("condition"):
             means, counts = leaderboard(data.records, dataset, condition, methods, metrics)

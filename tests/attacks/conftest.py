@@ -53,6 +53,16 @@ class Frozen(Method):
         return imresize(lr.detach(), output_size=(lr.shape[-2] * 4, lr.shape[-1] * 4))
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a loaded machine OpenMP spinning makes them 100x
+    slower; use one thread inside each test of this folder and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make_tiny_method(seed: int = 0) -> RRDBMethod:
     torch.manual_seed(seed)
     return RRDBMethod(num_feat=8, num_block=1, num_grow_ch=4).eval().requires_grad_(False)

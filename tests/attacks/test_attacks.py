@@ -16,7 +16,7 @@ FAST = {
     "pgd": {"steps": 3},
     "cw": {"steps": 3},
     "eot": {"steps": 2, "samples": 2, "restarts": 2},
-    "degradation": {"channels": 8, "steps": 2},
+    "degradation": {"channels": 16, "steps": 2, "eps": 0.005, "step_size": 0.0025},  # adversarial directions are potent
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -90,7 +91,7 @@ def test_bounds_widen_with_eps_and_contain_the_median() -> None:
     eps = (0.0, 0.01, 0.02, 0.05, 0.1)
     lower, upper, ranks = quantile_bounds(samples, 0.05, eps, alpha=0.001)
     median = samples.median(dim=0).values
-    for a, b in zip(eps, eps[1:], strict=False):
+    for a, b in itertools.pairwise(eps):
         assert (lower[b] <= lower[a]).all() and (upper[b] >= upper[a]).all()
         assert ranks[b][0] <= ranks[a][0] and ranks[b][1] >= ranks[a][1]
     for e in eps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -37,7 +38,7 @@ def test_bounds_contain_the_prediction_and_widen_with_eps(device: torch.device) 
     torch.testing.assert_close(cert.prediction, sr, rtol=0, atol=0)
     torch.testing.assert_close(cert.median, sr, rtol=0, atol=0)
     widths = cert.widths()
-    for a, b in zip(eps, eps[1:], strict=False):
+    for a, b in itertools.pairwise(eps):
         assert (cert.lower[b] <= cert.lower[a]).all() and (cert.upper[b] >= cert.upper[a]).all()
         assert (widths[b] >= widths[a]).all()
     for e in eps:

@@ -176,3 +176,18 @@ def test_batched_images_match_single_images(tiny_project, tmp_path):
     run_matrix(m3, tmp_path / "b", device="cpu", progress=False)
     a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert a["value"].to_numpy() == pytest.approx(b["value"].to_numpy(), abs=1e-6)
+
+
+def test_device_run_matches_cpu(tiny_project, tmp_path, device):
+    """The same cells on each available device give the same numbers (the corruption noise is drawn on CPU)."""
+    m = load_matrix(tiny_project["matrix"])
+    run_matrix(m, tmp_path / "cpu", device="cpu", progress=False)
+    if device.type == "cpu":
+        b = _records(tmp_path / "cpu")
+    else:
+        run_matrix(m, tmp_path / "dev", device=str(device), progress=False)
+        b = _records(tmp_path / "dev")
+        assert json.loads((tmp_path / "dev" / "run.json").read_text())["device"].startswith("cuda")
+    a = _records(tmp_path / "cpu")
+    assert list(a["cell"]) == list(b["cell"])  # the device is not part of the key
+    assert b["value"].to_numpy() == pytest.approx(a["value"].to_numpy(), abs=2e-3)
