@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from bench.assets.errors import AssetError
+
 # (module, what it adds) in the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.runner.commands",  # run, report
@@ -18,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.methods.commands",  # upscale, methods
     "bench.data.commands",  # downscale
     "bench.metrics.commands",  # score
+    "bench.attacks.commands",  # attack
 )
 
 
@@ -51,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger("bench").warning("interrupted; finished cells are stored, rerun to resume")
         return 130
-    except (KeyError, FileNotFoundError, ValueError) as exc:
-        # Expected user errors (unknown names, missing files, bad input): one clear line, no traceback.
+    except (KeyError, FileNotFoundError, ValueError, AssetError) as exc:
+        # Expected user errors (unknown names, missing files or weights, bad input): one clear line, no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
         if args.verbose:

@@ -57,9 +57,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_N = 21
 # LR images per base-model call on the CPU: batching buys little there (measured in tests/benchmarks), memory is ample.
 CPU_MAX_BATCH = 4
-# Bytes of device memory per LR pixel of one image in one RRDBNet x4 forward (23 blocks, 64 features), measured on an
-# H100 with torch.cuda.max_memory_allocated: inference (no grad) and forward kept for backward (attacks, EOT).
-CUDA_BYTES_PER_LR_PIXEL = {False: 12_000, True: 160_000}
+# Bytes of device memory per LR pixel of one image in one RRDBNet x4 forward (23 blocks, 64 features, float32), from
+# torch.cuda.max_memory_allocated on an H100 (64x64 and 128x128 LR, batches 1 and 4): 17.4 kB in inference, 235 kB
+# with the graph kept for backward (attacks, EOT); rounded up.
+CUDA_BYTES_PER_LR_PIXEL = {False: 18_000, True: 240_000}
 CUDA_MEMORY_FRACTION = 0.6  # of the free memory a chunk may use
 MAX_AUTO_BATCH = 64
 
@@ -81,7 +82,7 @@ def default_max_batch(device: torch.device, lr_pixels: int, grad: bool = False) 
     Args:
         device: where the base model runs.
         lr_pixels: h * w of one LR image (or tile) as the base model sees it.
-        grad: whether the forward keeps its graph (attacks): about 13x the memory of inference.
+        grad: whether the forward keeps its graph (attacks): about 13.5x the memory of inference.
 
     Returns:
         An int in [1, :data:`MAX_AUTO_BATCH`]. The CUDA estimate uses :data:`CUDA_BYTES_PER_LR_PIXEL` (RRDBNet x4, the

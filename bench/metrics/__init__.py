@@ -6,12 +6,26 @@ from bench.registry import Registry
 METRICS: Registry = Registry(
     "metric",
     base=Metric,
-    modules=("bench.metrics.psnr", "bench.metrics.ssim", "bench.metrics.lpips"),
+    modules=(
+        "bench.metrics.psnr",
+        "bench.metrics.ssim",
+        "bench.metrics.lpips",
+        "bench.metrics.niqe",
+        "bench.metrics.lr_psnr",
+        "bench.metrics.pyiqa_backend",
+    ),
 )
 
 
 def build_metric(name: str, **kwargs) -> Metric:
-    """Instantiate the metric registered as ``name``."""
+    """Instantiate the metric registered as ``name``.
+
+    A name ``pyiqa:<metric>`` that is not registered wraps that pyiqa metric (:mod:`bench.metrics.pyiqa_backend`).
+    """
+    if name.strip().lower().startswith("pyiqa:") and name not in METRICS:
+        from bench.metrics.pyiqa_backend import pyiqa_metric
+
+        return pyiqa_metric(name.strip(), **kwargs)
     return METRICS.get(name)(**kwargs)
 
 

@@ -4,7 +4,13 @@ Examples::
 
     python -m bench score psnr_y --sr out.png --ref hr.png --crop-border 4
     python -m bench score lpips --sr out.png --ref hr.png --json
+    python -m bench score niqe --sr out.png
+    python -m bench score lr_psnr_input --sr out.png --lr input.png --scale 4
+    python -m bench score diversity --samples s0.png s1.png s2.png --ref hr.png --json
     python -m bench score --list
+
+``diversity`` (the NTIRE 2021 diversity score with the samples' LR-PSNR) takes ``--samples`` instead of ``--sr``;
+``--scale`` is the SR factor of the LR-PSNR metrics and of the diversity score.
 
 Exit codes: 0 success, 1 an input or metric error (missing or broken file, size mismatch, unknown metric,
 unavailable weights), 2 a usage error.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import sys
@@ -29,11 +36,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="score an image with a metric (PSNR, SSIM, LPIPS, ...)",
         description="Score SR against a reference with one registered metric, or --list the metrics and their specs.",
     )
-    p.add_argument("metric", nargs="?", help="metric name (see --list), e.g. psnr, psnr_y, ssim, lpips")
+    p.add_argument(
+        "metric", nargs="?", help="metric name (see --list), e.g. psnr, psnr_y, ssim, lpips, niqe, lr_psnr, diversity"
+    )
     p.add_argument("--list", action="store_true", help="list every metric with its spec and exit")
     p.add_argument("--sr", type=Path, help="the image to score (super-resolved output)")
     p.add_argument("--ref", type=Path, help="the ground-truth HR image (full-reference metrics)")
     p.add_argument("--lr", type=Path, help="the LR input (metrics that use it)")
+    p.add_argument("--samples", type=Path, nargs="+", help="SR samples of one image (the diversity score)")
+    p.add_argument("--scale", type=int, default=None, help="SR scale for LR-PSNR and the diversity score (4)")
     p.add_argument("--crop-border", type=int, default=0, help="pixels removed on each side before scoring (0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--json", action="store_true", help='print {"metric", "value", "spec"} as JSON')
@@ -48,19 +59,93 @@ def _error(message: str) -> int:
 
 def _list_metrics() -> int:
     from bench.metrics import METRICS
+    from bench.metrics.diversity import diversity_specs
 
     for name, factory in METRICS.items():
+        note = ""
+        static = getattr(factory, "static_spec", None)
         try:
-            metric = factory(pretrained=False) if getattr(factory, "needs_weights", ()) else factory()
+            if static is not None:  # pyiqa metrics: the spec is known without importing pyiqa
+                metric_spec = static()
+                note = "  [needs pyiqa]"
+            else:
+                metric = factory(pretrained=False) if getattr(factory, "needs_weights", ()) else factory()
+                metric_spec = metric.spec
         except (TypeError, ValueError, KeyError, OSError, ImportError) as exc:
             print(f"{name}: (spec unavailable: {exc})")
             continue
-        spec = metric.spec
-        note = ""
         if factory.needs_weights:  # built with random weights only to read the spec: drop that note
-            spec = dataclasses.replace(spec, extra={k: v for k, v in spec.extra.items() if k != "weights"})
+            metric_spec = dataclasses.replace(
+                metric_spec, extra={k: v for k, v in metric_spec.extra.items() if k != "weights"}
+            )
             note = f"  [weights: asset {', '.join(factory.needs_weights)}]"
-        print(spec.describe() + note)
+        print(metric_spec.describe() + note)
+    for key, spec in diversity_specs(n_samples=10).items():
+        print(spec.describe() + f"  [score diversity --samples ...: {key}; samples = the number given]")
+    return 0
+
+
+DIVERSITY_NAMES = ("diversity", "diversity_score", "diversity_ntire21")
+
+
+def _device(name: str):
+    """``torch.device`` for ``name``, or an error message."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        return f"bad --device {name!r}: {exc}"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "--device cuda asked for, but no CUDA device is available"
+    return device
+
+
+def _diversity_command(args: argparse.Namespace) -> int:
+    """``bench score diversity --samples S1 S2 ... --ref HR``: NTIRE 2021 diversity score and LR-PSNR."""
+    if not args.samples:
+        print("bench score: error: diversity needs --samples S1.png S2.png ...", file=sys.stderr)
+        return 2
+    if args.ref is None:
+        return _error("diversity is a full-reference score: pass --ref")
+    if args.crop_border:
+        return _error("diversity takes no --crop-border (the NTIRE 2021 scorer crops GT to a multiple of 8)")
+    from bench.images import ImageError, read_image
+    from bench.metrics.diversity import diversity_score, diversity_specs
+
+    device = _device(args.device)
+    if isinstance(device, str):
+        return _error(device)
+    scale = 4 if args.scale is None else args.scale
+    paths = [("ref", args.ref)] + [("samples", p) for p in args.samples]
+    images = []
+    for role, path in paths:
+        if not path.is_file():
+            return _error(f"--{role}: no such file: {path}")
+        try:
+            images.append(read_image(path).unsqueeze(0).to(device))
+        except ImageError as exc:
+            return _error(f"--{role}: {exc}")
+    hr, samples = images[0], images[1:]
+    try:
+        result = diversity_score(samples, hr, scale=scale)
+    except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
+        return _error(f"diversity: {exc}")
+    specs = diversity_specs(n_samples=len(samples), scale=scale)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "metric": "diversity",
+                    "samples": len(samples),
+                    "values": {k: float(v[0]) for k, v in result.items()},
+                    "specs": {k: s.as_dict() for k, s in specs.items()},
+                }
+            )
+        )
+    else:
+        for key, value in result.items():
+            print(f"{float(value[0]):.6g}\t{specs[key].describe()}")
     return 0
 
 
@@ -71,6 +156,11 @@ def score_command(args: argparse.Namespace) -> int:
     if not args.metric:
         print("bench score: error: name a metric (or --list)", file=sys.stderr)
         return 2
+    if args.metric.strip().lower() in DIVERSITY_NAMES:
+        return _diversity_command(args)
+    if args.samples:
+        print("bench score: error: --samples is for the diversity score only", file=sys.stderr)
+        return 2
     if args.sr is None:
         print("bench score: error: --sr is required", file=sys.stderr)
         return 2
@@ -80,18 +170,19 @@ def score_command(args: argparse.Namespace) -> int:
     from bench.images import ImageError, read_image
     from bench.metrics import METRICS
 
-    try:
-        name = METRICS.canonical(args.metric)
-    except KeyError as exc:
-        return _error(str(exc.args[0]))
-    factory = METRICS.get(name)
+    if args.metric.strip().lower().startswith("pyiqa:") and args.metric not in METRICS:
+        name = args.metric.strip()
+        factory = None
+    else:
+        try:
+            name = METRICS.canonical(args.metric)
+        except KeyError as exc:
+            return _error(str(exc.args[0]))
+        factory = METRICS.get(name)
 
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        return _error(f"bad --device {args.device!r}: {exc}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return _error("--device cuda asked for, but no CUDA device is available")
+    device = _device(args.device)
+    if isinstance(device, str):
+        return _error(device)
 
     images: dict[str, torch.Tensor | None] = {}
     for role, path in (("sr", args.sr), ("ref", args.ref), ("lr", args.lr)):
@@ -105,8 +196,18 @@ def score_command(args: argparse.Namespace) -> int:
         except ImageError as exc:
             return _error(f"--{role}: {exc}")
 
+    kwargs = {"crop_border": args.crop_border}
+    if args.scale is not None:
+        if factory is None or "scale" not in inspect.signature(factory).parameters:
+            return _error(f"{name} takes no --scale")
+        kwargs["scale"] = args.scale
     try:
-        metric = factory(crop_border=args.crop_border)
+        if factory is None:
+            from bench.metrics import build_metric
+
+            metric = build_metric(name, **kwargs)
+        else:
+            metric = factory(**kwargs)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
         return _error(f"cannot build metric {name}: {exc}")
     metric = metric.to(device)

@@ -1,9 +1,13 @@
-"""PSNR on RGB (``psnr``) and on the BT.601 Y channel (``psnr_y``).
+"""PSNR on RGB (``psnr``), on the BT.601 Y channel (``psnr_y``) and on MATLAB grey (``psnr_grey``).
 
 Definition: ``PSNR = 10 log10(255^2 / MSE)`` where MSE is the mean squared difference over every pixel and channel of
 one image, on the [0, 255] scale, in float64. Both images are first rounded to the 8-bit grid (what saving the SR output
 as PNG and reading it back does), then ``crop_border`` pixels are removed on each side, then (``psnr_y``) converted to
 Y with MATLAB ``rgb2ycbcr`` weights, not rounded again (BasicSR's ``calculate_psnr(..., test_y_channel=True)``).
+
+``psnr_grey`` scores MATLAB ``rgb2gray`` rounded to uint8. Names versus pyiqa: pyiqa's ``psnr`` is this ``psnr``
+(RGB, no crop); pyiqa's ``psnry`` uses the Y of YIQ without offset or rounding, which is neither ``psnr_y`` (BT.601
+with offsets) nor ``psnr_grey`` exactly, so no alias claims it (``pyiqa:psnry`` runs pyiqa's own).
 
 Identical images have an infinite PSNR; tables cannot hold ``inf``, so every value is capped at :data:`PSNR_CAP_DB`
 (100 dB, an MSE of 255^2 * 1e-10). A finite 8-bit difference stays far below the cap for any image under 8 gigapixels.
@@ -26,7 +30,7 @@ import torch
 from bench.images import check_batch
 from bench.metrics import METRICS
 from bench.metrics.base import Metric, MetricSpec, crop_border
-from bench.metrics.color import rgb_to_y
+from bench.metrics.color import rgb_to_grey, rgb_to_y
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +111,28 @@ class PSNR(Metric):
         a, b = to_levels(a), to_levels(b)
         if self.color_space == "y":
             a, b = rgb_to_y(a / 255.0) * 255.0, rgb_to_y(b / 255.0) * 255.0
+        elif self.color_space == "grey":  # MATLAB rgb2gray returns uint8 for a uint8 image
+            a, b = (rgb_to_grey(a / 255.0) * 255.0).add(0.5).floor(), (rgb_to_grey(b / 255.0) * 255.0).add(0.5).floor()
         mse = (a - b).square().flatten(1).mean(dim=1)
         return psnr_from_mse(mse)
 
 
-@METRICS.register("psnr_y")
+@METRICS.register("psnr_y", aliases=("psnr_ycbcr",))
 class PSNRY(PSNR):
     """PSNR on the BT.601 Y channel (MATLAB ``rgb2ycbcr``) of 8-bit-rounded images, in dB (capped at 100)."""
 
     color_space: ClassVar[str] = "y"
     definition: ClassVar[str] = "mse over all pixels of Y (MATLAB rgb2ycbcr, not re-rounded)"
     reference: ClassVar[str] = "BasicSR calculate_psnr(test_y_channel=True)"
+
+
+@METRICS.register("psnr_grey", aliases=("psnr_gray",))
+class PSNRGrey(PSNR):
+    """PSNR on MATLAB ``rgb2gray`` (rounded to uint8) of 8-bit-rounded images, in dB (capped at 100).
+
+    The closest to pyiqa's ``psnry``, which uses the Y of YIQ (0.299, 0.587, 0.114) unrounded: not the same number.
+    """
+
+    color_space: ClassVar[str] = "grey"
+    definition: ClassVar[str] = "mse over all pixels of MATLAB rgb2gray (uint8)"
+    reference: ClassVar[str] = "MATLAB psnr(rgb2gray(a), rgb2gray(b)) on uint8 images"

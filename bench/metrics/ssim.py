@@ -14,6 +14,10 @@ on each side; the computation runs in float64 on the [0, 255] scale.
 * ``ssim_grey``: MATLAB ``rgb2gray`` rounded to uint8, as MATLAB returns it for a uint8 image — the input the
   official value of the IQA calibration set saw.
 
+Names versus pyiqa: pyiqa's ``ssimc`` is this ``ssim`` (RGB, mean over channels; alias ``ssimc``), but pyiqa's
+``ssim`` is computed on a luma channel (the Y of YIQ, unrounded), **not** on RGB: the nearest here is ``ssim_grey``
+(the official MATLAB value of the calibration set), and ``pyiqa:ssim`` runs pyiqa's own.
+
 Input: ``sr`` and ``hr`` (N, 3, H, W) float in [0, 1], same size, at least 11x11 after the crop. Output: (N,) float64,
 at most 1, higher is better. Not differentiable (8-bit rounding).
 """
@@ -75,7 +79,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -
     return ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
 
 
-@METRICS.register("ssim", aliases=("ssim_rgb",))
+@METRICS.register("ssim", aliases=("ssim_rgb", "ssimc"))
 class SSIM(Metric):
     """SSIM (Wang 2004, Gaussian 11x11, sigma 1.5, 'valid') on 8-bit-rounded RGB: mean of the per-channel SSIM.
 
@@ -116,7 +120,7 @@ class SSIM(Metric):
         return ssim_map(a, b, DATA_RANGE).mean(dim=(2, 3)).mean(dim=1)
 
 
-@METRICS.register("ssim_y")
+@METRICS.register("ssim_y", aliases=("ssim_ycbcr",))
 class SSIMY(SSIM):
     """SSIM on the BT.601 Y channel (MATLAB ``rgb2ycbcr``, not re-rounded) of 8-bit-rounded images."""
 

@@ -207,7 +207,8 @@ def test_input_validation(tiny_method, tiny_loss, batch) -> None:
         build_attack("fgsm", loss=tiny_loss)(tiny_method, lr + 2, hr)
     with pytest.raises(AttackError, match="Generator"):
         build_attack("pgd", loss=tiny_loss)(tiny_method, lr, hr)
-    for name, bad in (("pgd", {"steps": 0}), ("bim", {"eps": -1}), ("cw", {"select": "best"}), ("pgd", {"restarts": 0})):
+    bad_params = (("pgd", {"steps": 0}), ("bim", {"eps": -1}), ("cw", {"select": "best"}), ("pgd", {"restarts": 0}))
+    for name, bad in bad_params:
         with pytest.raises(AttackError):
             build_attack(name, **bad)
     with pytest.raises(KeyError, match="Did you mean"):

@@ -1,7 +1,7 @@
 """Throughput of the metrics on a batch of 4 x 3 x 256 x 256 (``pytest --benchmark-only tests/benchmarks``).
 
-LPIPS runs on random weights (``pretrained=False``): the cost does not depend on the values. On CUDA the timed
-function synchronises so that the kernels are inside the measurement.
+LPIPS and NIQE run on random / placeholder weights (``pretrained=False``): the cost does not depend on the values. On
+CUDA the timed function synchronises so that the kernels are inside the measurement.
 """
 
 from __future__ import annotations
@@ -66,3 +66,32 @@ def test_bench_lpips_alex_gradient(benchmark, device: torch.device) -> None:
 
     grad = benchmark(_timed(step, device))
     assert grad.shape == BATCH
+
+
+@pytest.mark.parametrize("name", ["lr_psnr", "lr_psnr_input"])
+def test_bench_lr_psnr(benchmark, name: str, device: torch.device) -> None:
+    sr, hr = _pair(device)
+    lr = hr[..., ::4, ::4].contiguous()
+    metric = build_metric(name).to(device)
+    out = benchmark(_timed(lambda: metric(sr, hr, lr), device))
+    assert out.shape == (4,)
+
+
+@pytest.mark.parametrize("name", ["niqe", "niqe_y"])
+def test_bench_niqe(benchmark, name: str, device: torch.device) -> None:
+    sr, _ = _pair(device)
+    metric = build_metric(name, pretrained=False).to(device)
+    out = benchmark(_timed(lambda: metric(sr), device))
+    assert out.shape == (4,)
+
+
+def test_bench_diversity_score(benchmark, device: torch.device) -> None:
+    """Five samples of a batch of 4 images: spatial LPIPS per sample plus the LR-PSNR of each."""
+    from bench.metrics.diversity import diversity_score
+    from bench.metrics.lpips import LPIPSAlex
+
+    sr, hr = _pair(device)
+    samples = torch.stack([(sr + 0.01 * k).clamp(0, 1) for k in range(5)])
+    net = LPIPSAlex(pretrained=False).to(device)
+    out = benchmark(_timed(lambda: diversity_score(samples, hr, metric=net)["score"], device))
+    assert out.shape == (4,)

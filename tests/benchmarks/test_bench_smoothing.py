@@ -55,7 +55,9 @@ def test_smoothing_throughput(benchmark, device: torch.device, case: str, mode: 
         seq = MedianSmoothing(base, sigma=0.05, n=N, max_batch=1)
         with torch.inference_mode():
             ref = seq(lr, torch.Generator(device=device).manual_seed(0))
-        tol = 1e-4 if device.type == "cuda" else 1e-5  # batched convolutions may pick other kernels
+        # cuDNN convolutions use TF32 by default: the base alone differs by ~1.2e-3 between batch 1 and 4 on an H100
+        # (0 with torch.backends.cudnn.allow_tf32 = False), so the medians do too.
+        tol = 3e-3 if device.type == "cuda" else 1e-5
         assert (out - ref).abs().max().item() <= tol
     benchmark.group = f"smoothing {case} {device.type}"
     benchmark.extra_info.update({"n": N, "lr": size, "max_batch": mrs.max_batch, "mode": mode})
