@@ -19,7 +19,7 @@ def bench_home() -> Path:
 
 
 def project_root() -> Path:
-    """The folder holding ``methods/`` and ``datasets/``: ``$BENCH_PROJECT``, the checkout around the package, or cwd."""
+    """The folder with ``methods/`` and ``datasets/``: ``$BENCH_PROJECT``, the checkout around the package, or cwd."""
     env = os.environ.get("BENCH_PROJECT")
     if env:
         return Path(env).expanduser().resolve()
