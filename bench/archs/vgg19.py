@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from bench.archs.vgg import VGGFeatures, layer_names
 
 VGG19_BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 # indices of the convolutions in torchvision's vgg19().features
@@ -27,11 +27,7 @@ TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 
 
 def vgg19_layer_names() -> list[str]:
     """Every tap name in network order: ``conv1_1, relu1_1, ..., conv5_4, relu5_4``."""
-    names = []
-    for b, block in enumerate(VGG19_BLOCKS, start=1):
-        for k in range(1, len(block) + 1):
-            names += [f"conv{b}_{k}", f"relu{b}_{k}"]
-    return names
+    return layer_names(VGG19_BLOCKS)
 
 
 def conv_names() -> list[str]:
@@ -61,46 +57,11 @@ def from_torchvision(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
-class VGG19Features(nn.Module):
-    """VGG19 ``features`` returning named intermediate tensors, stopping after the last requested tap.
+class VGG19Features(VGGFeatures):
+    """VGG19 ``features``; default tap ``conv5_4`` (ESRGAN's perceptual layer, before its ReLU)."""
 
-    Args:
-        outputs: tap names to return, in network order (default ``("conv5_4",)``, ESRGAN's perceptual layer).
-    """
+    blocks = VGG19_BLOCKS
+    arch = "VGG19"
 
     def __init__(self, outputs: tuple[str, ...] = ("conv5_4",)) -> None:
-        super().__init__()
-        known = vgg19_layer_names()
-        unknown = [o for o in outputs if o not in known]
-        if unknown or not outputs:
-            raise ValueError(f"unknown VGG19 taps {unknown or outputs!r}; known: {', '.join(known)}")
-        if list(outputs) != sorted(outputs, key=known.index):
-            raise ValueError(f"VGG19 taps must be in network order, got {outputs!r}")
-        self.outputs = tuple(outputs)
-        self._last = known.index(self.outputs[-1])
-        c_in = 3
-        for b, block in enumerate(VGG19_BLOCKS, start=1):
-            for k, c_out in enumerate(block, start=1):
-                self.add_module(f"conv{b}_{k}", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
-                c_in = c_out
-        self.channels = tuple(VGG19_BLOCKS[int(o[-3]) - 1][int(o[-1]) - 1] for o in self.outputs)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps: list[torch.Tensor] = []
-        index = 0
-        for b, block in enumerate(VGG19_BLOCKS, start=1):
-            if b > 1:
-                x = F.max_pool2d(x, kernel_size=2, stride=2)
-            for k in range(1, len(block) + 1):
-                x = getattr(self, f"conv{b}_{k}")(x)
-                if f"conv{b}_{k}" in self.outputs:
-                    taps.append(x)
-                if index == self._last:
-                    return taps
-                x = F.relu(x)
-                if f"relu{b}_{k}" in self.outputs:
-                    taps.append(x)
-                if index + 1 == self._last:
-                    return taps
-                index += 2
-        return taps
+        super().__init__(outputs)
