@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.data.commands",  # downscale
     "bench.metrics.commands",  # score
     "bench.attacks.commands",  # attack
+    "bench.train.commands",  # train
 )
 
 

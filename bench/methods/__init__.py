@@ -6,7 +6,7 @@ from bench.registry import Registry
 ADAPTERS: Registry = Registry(
     "method adapter",
     base=Method,
-    modules=("bench.methods.bicubic", "bench.methods.rrdb", "bench.methods.smoothing"),
+    modules=("bench.methods.bicubic", "bench.methods.rrdb", "bench.methods.smoothing", "bench.methods.stochastic"),
 )
 
 __all__ = ["ADAPTERS", "Method"]

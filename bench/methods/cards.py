@@ -18,6 +18,11 @@ The default tile (512) leaves DIV2K-size LR images (at most 510 pixels a side) u
 depend on tiling; the default overlap (48) keeps tiled outputs about 60 dB from untiled ones for RRDBNet (see
 :mod:`bench.methods.tiling`). Both are stored in :meth:`MethodCard.provenance`.
 
+Wrapper cards (``adapter: median_smoothing``, ``args.base: <card>``) carry their base card's provenance under
+``base`` (checkpoint and its hash included), so a result of the wrapper names the weights it ran. ``args.sigma:
+auto`` asks for sigma to be chosen per condition (CertSR, :mod:`bench.certify.sigma`): :func:`build_method` builds the
+wrapper with smoothing off and marks it ``sigma_auto = True``; the runner sets ``sigma`` before each condition.
+
 ``differentiable`` and ``stochastic`` are properties of the adapter, never of the card. Unknown keys, unknown
 adapter arguments and wrong types fail when the card is loaded, naming the file and the key; an unknown adapter
 raises the registry's ``KeyError``. A missing checkpoint fails only when the method is built (:func:`build_method`).
@@ -45,7 +50,7 @@ import yaml
 
 from bench.methods import ADAPTERS
 from bench.methods.base import Method
-from bench.methods.checkpoint import checkpoint_available, checkpoint_sha256, is_path_ref
+from bench.methods.checkpoint import checkpoint_available, checkpoint_sha256, expand_path, is_path_ref
 from bench.paths import methods_dir
 
 logger = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ _REQUIRED = ("title", "adapter")
 _PAPER_KEYS = frozenset({"title", "authors", "venue", "year", "url"})
 # Set by build_method from card keys, so a card may not pass them in ``args``.
 _RESERVED_ARGS = frozenset({"checkpoint", "state_dict", "fetch", "tile", "tile_overlap"})
+AUTO = "auto"  # ``args.sigma: auto``: the value is chosen per condition (see the module docstring)
 
 
 class CardError(ValueError):
@@ -153,7 +159,7 @@ class MethodCard:
         if self.checkpoint is None:
             return None
         if is_path_ref(self.checkpoint):
-            path = Path(self.checkpoint).expanduser()
+            path = expand_path(self.checkpoint)
             return str(path if path.is_absolute() else (self.path.parent / path).resolve())
         return self.checkpoint
 
@@ -187,7 +193,25 @@ class MethodCard:
             record["recipe"] = _thawed(self.recipe)
         if self.origin is not None:
             record["trained"] = _thawed(self.origin)
+        base = self.base_card_name()
+        if base is not None:
+            try:
+                record["base"] = load_card(base).provenance()
+            except (KeyError, OSError, ValueError) as exc:  # the wrapper fails when built; say why here
+                record["base"] = {"card": base, "error": f"{type(exc).__name__}: {exc}"}
         return record
+
+    def base_card_name(self) -> str | None:
+        """The card a wrapper card (``args.base`` naming a card, e.g. median smoothing) wraps, else ``None``."""
+        base = self.args.get("base")
+        if isinstance(base, str) and base != self.name:
+            return base
+        return None
+
+    @property
+    def sigma_auto(self) -> bool:
+        """True for a wrapper card with ``args.sigma: auto`` (sigma chosen per condition by the runner)."""
+        return isinstance(self.args.get("sigma"), str) and self.args["sigma"].strip().lower() == AUTO
 
 
 def _check_type(path: Path, key: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
@@ -332,6 +356,8 @@ def build_method(
     card = name_or_card if isinstance(name_or_card, MethodCard) else load_card(name_or_card)
     cls = card.adapter_cls
     kwargs = _thawed(card.args)
+    if card.sigma_auto:
+        kwargs["sigma"] = None  # smoothing off until a sigma is chosen for the condition
     ref = card.checkpoint_ref()
     if ref is not None:
         kwargs["checkpoint"] = ref
@@ -342,6 +368,9 @@ def build_method(
     method.tile = card.tile if tile is None else (tile or None)
     method.tile_overlap = card.tile_overlap
     method.card = card
+    method.sigma_auto = card.sigma_auto
+    if card.sigma_auto:
+        logger.info("method %s: sigma is 'auto' (chosen per condition); smoothing is off until it is set", card.name)
     method.eval()
     method.requires_grad_(False)
     return method.to(torch.device(device))

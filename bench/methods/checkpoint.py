@@ -28,6 +28,37 @@ def is_path_ref(ref: str | Path) -> bool:
     return "/" in ref or "\\" in ref or ref.lower().endswith(PATH_SUFFIXES)
 
 
+BENCH_HOME_PREFIXES = ("$BENCH_HOME", "${BENCH_HOME}")
+
+
+def expand_path(ref: str | Path) -> Path:
+    """A path reference with a leading ``$BENCH_HOME`` (or ``${BENCH_HOME}``: :func:`bench.paths.bench_home`, the
+    cache, whether or not the variable is set) and ``~`` expanded; where trained checkpoints live by default."""
+    text = str(ref)
+    for prefix in BENCH_HOME_PREFIXES:
+        if text == prefix or text.startswith((prefix + "/", prefix + "\\")):
+            from bench.paths import bench_home
+
+            return bench_home() / text[len(prefix) :].lstrip("/\\")
+    return Path(text).expanduser()
+
+
+def producer_command(path: str | Path) -> str | None:
+    """``python -m bench train RECIPE`` for a checkpoint under ``$BENCH_HOME/checkpoints/RECIPE/`` (the default output
+    of a training recipe), ``None`` for any other path."""
+    from bench.paths import bench_home
+
+    try:
+        rel = expand_path(path).resolve().relative_to((bench_home() / "checkpoints").resolve())
+    except ValueError:
+        return None
+    if len(rel.parts) < 2:
+        return None
+    from bench.train.recipe import find_recipe
+
+    return f"python -m bench train {rel.parts[0]}" if find_recipe(rel.parts[0]) is not None else None
+
+
 def fetch_command(name: str) -> str:
     """The command that stores asset ``name`` (with ``--trust-on-first-use`` when no source has a known sha256)."""
     from bench.assets import get_spec
@@ -40,7 +71,7 @@ def fetch_command(name: str) -> str:
 def checkpoint_available(ref: str | Path) -> bool:
     """Whether :func:`load_weights` would find ``ref`` without downloading (False for an unknown asset name)."""
     if is_path_ref(ref):
-        return Path(ref).expanduser().is_file()
+        return expand_path(ref).is_file()
     from bench.assets import is_stored
 
     try:
@@ -64,9 +95,11 @@ def load_weights(ref: str | Path, *, fetch: bool = False) -> dict[str, torch.Ten
     from bench.assets import get_spec, is_stored, load_checkpoint, load_state_dict, stored_path
 
     if is_path_ref(ref):
-        path = Path(ref).expanduser()
+        path = expand_path(ref)
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file {path} does not exist")
+            command = producer_command(path)
+            hint = f"; produce it with `{command}`" if command else ""
+            raise FileNotFoundError(f"checkpoint file {path} does not exist{hint}")
         logger.info("loading checkpoint %s", path)
         return load_checkpoint(path)
     name = get_spec(str(ref)).name  # KeyError listing the known assets for a typo
@@ -91,7 +124,7 @@ def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
 def checkpoint_sha256(ref: str | Path) -> str | None:
     """sha256 of the checkpoint: the asset's stored metadata, or a hash of the local file; None when not stored."""
     if is_path_ref(ref):
-        path = Path(ref).expanduser()
+        path = expand_path(ref)
         if not path.is_file():
             return None
         stat = path.stat()

@@ -1,11 +1,15 @@
 """The HTML leaderboard: a packaged Jinja2 template rendered with autoescape into one self-contained file.
 
-``write_report(run_dir)`` reads the store (``run.json``, ``cells/``), writes ``results.csv``, ``tables/*.csv`` and
-``index.html``, and returns the path of ``index.html``. The page has no external resource: CSS is inline and the
-gallery PNGs are embedded as base64 ``data:`` URIs. It shows the run's provenance, a note when crops were used, one
-leaderboard per (dataset, condition) with the best and second-best value of each column marked in the direction of
-the metric spec's ``higher_is_better``, each column's spec line (header tooltip and footnote), the failures, the
-gallery and, apart, the published tables of ``bench/report/papers/*.yaml`` with their caption.
+``write_report(run_dir)`` reads the store (``run.json``, ``cells/``), writes ``results.csv``, ``tables/*.csv``,
+``figures/*.png`` and ``index.html``, and returns the path of ``index.html``. The page has no external resource: CSS
+is inline and the gallery and curve PNGs are embedded as base64 ``data:`` URIs. It shows the run's provenance, a note
+when crops were used, one leaderboard per (dataset, condition, attack, budget) with the best and second-best value of
+each column marked in the direction of the metric spec's ``higher_is_better`` (attacked boards name the mode that made
+each row -- white-box, eot, transfer -- and, for entries run with several seeds, the worst per-seed mean under the
+mean), each column's spec line (header tooltip and footnote), the robustness curves (metric vs budget, metric vs
+severity; :mod:`bench.report.curves`), the sigma chosen for median smoothing with the grid's validation scores and
+the certification settings, the failures, the gallery (for attacks: the adversarial input and its output per method)
+and, apart, the published tables of ``bench/report/papers/*.yaml`` with their caption.
 
 Example::
 
@@ -22,6 +26,7 @@ from typing import Any
 import jinja2
 
 from bench.report.tables import (
+    NO_ATTACK,
     RunData,
     failures,
     format_value,
@@ -30,6 +35,7 @@ from bench.report.tables import (
     load_run,
     published_marks,
     rank_marks,
+    worst_over_seeds,
     write_tables,
 )
 
@@ -60,41 +66,66 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _certified(spec: dict[str, Any] | None) -> bool:
+    return bool(((spec or {}).get("extra") or {}).get("certified"))
+
+
+def _eps_text(eps: float) -> str:
+    from bench.runner.matrix import format_epsilon
+
+    return format_epsilon(float(eps))
+
+
 def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     specs = data.specs()
-    methods, metrics = data.order("method"), data.order("metric")
+    metrics = data.order("metric")
     titles = {name: p.get("title", name) for name, p in data.info.get("methods", {}).items()}
     conditions = {c["name"]: c for c in data.info.get("matrix", {}).get("conditions", [])}
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     boards = []
     for dataset in data.order("dataset"):
-        for condition in data.order("condition"):
-            means, counts = leaderboard(data.records, dataset, condition, methods, metrics)
+        for condition, attack, epsilon in data.scenarios(dataset):
+            entries = data.entries(dataset, condition, attack, epsilon)
+            means, counts = leaderboard(
+                data.records, dataset, condition, entries, metrics, attack=attack, epsilon=epsilon
+            )
             if counts.to_numpy().sum() == 0 and means.isna().all().all():
                 sel = data.records[(data.records["dataset"] == dataset) & (data.records["condition"] == condition)]
-                if sel.empty:
+                if sel[sel["attack"] == attack].empty:
                     continue
-            marks = rank_marks(means, direction)
-            expected = int(counts.to_numpy().max()) if counts.size else 0
+            worst, seeds = worst_over_seeds(
+                data.records, dataset, condition, entries, metrics, direction, attack=attack, epsilon=epsilon
+            )
+            shown = [m for m in metrics if not (_certified(specs.get(m)) and counts[m].sum() == 0)]
+            marks = rank_marks(means[shown], direction)
+            expected = {m: int(counts[m].max()) if len(counts) else 0 for m in shown}
             rows = []
-            for method in methods:
+            for entry in entries:
                 cells = []
-                for metric in metrics:
-                    value, n = means.at[method, metric], int(counts.at[method, metric])
+                for metric in shown:
+                    value, n = means.at[entry, metric], int(counts.at[entry, metric])
+                    several = int(seeds.at[entry, metric]) > 1
+                    optional = _certified(specs.get(metric)) and n == 0
                     cells.append(
                         {
                             "text": format_value(value),
-                            "mark": marks.get((method, metric), ""),
+                            "worst": format_value(worst.at[entry, metric]) if several else "",
+                            "seeds": int(seeds.at[entry, metric]),
+                            "mark": marks.get((entry, metric), ""),
                             "n": n,
-                            "partial": 0 < n < expected or (n == 0 and expected > 0),
+                            "partial": not optional and n < expected[metric],
                         }
                     )
-                rows.append({"method": method, "title": titles.get(method, method), "cells": cells})
+                method = entry.split(" [", 1)[0]
+                mode = entry[len(method) + 2 : -1] if entry != method else ""
+                rows.append({"method": entry, "mode": mode, "title": titles.get(method, method), "cells": cells})
             cond = conditions.get(condition, {})
             boards.append(
                 {
                     "dataset": dataset,
                     "condition": condition,
+                    "attack": attack if attack != NO_ATTACK else "",
+                    "epsilon": _eps_text(epsilon) if attack != NO_ATTACK else "",
                     "corruption": cond.get("corruption", ""),
                     "params": cond.get("params", {}),
                     "columns": [
@@ -103,10 +134,11 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                             "spec": _describe(specs[m]) if m in specs else m,
                             "arrow": ("↑" if direction[m] else "↓") if m in direction else "",
                         }
-                        for m in metrics
+                        for m in shown
                     ],
                     "rows": rows,
-                    "images": expected,
+                    "images": max(expected.values(), default=0),
+                    "any_worst": any(c["worst"] for r in rows for c in r["cells"]),
                 }
             )
     return boards
@@ -117,20 +149,89 @@ def _gallery(data: RunData) -> list[dict[str, Any]]:
     if not root.is_dir():
         return []
     methods = data.order("method")
+    order = {c: i for i, c in enumerate(data.order("condition"))}
+
+    def rank(path: Path) -> tuple:
+        condition, _, attack = path.name.partition("@")
+        return (order.get(condition, 1e9), attack != "", attack)
+
     out = []
     for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        order = {c: i for i, c in enumerate(data.order("condition"))}
-        for cond_dir in sorted((p for p in dataset_dir.iterdir() if p.is_dir()), key=lambda p: order.get(p.name, 1e9)):
+        for cond_dir in sorted((p for p in dataset_dir.iterdir() if p.is_dir()), key=rank):
             tiles = []
-            for label, name in (("HR", "HR.png"), ("LR (nearest)", "LR.png")):
+            attacked = "@" in cond_dir.name
+            lr_label = "LR input (nearest)" if attacked else "LR (nearest)"
+            for label, name in (("HR", "HR.png"), (lr_label, "LR.png")):
                 if (cond_dir / name).is_file():
                     tiles.append({"label": label, "src": _data_uri(cond_dir / name)})
             srs = {p.stem[3:]: p for p in cond_dir.glob("sr-*.png")}
-            for method in [m for m in methods if m in srs] + sorted(set(srs) - set(methods)):
-                tiles.append({"label": method, "src": _data_uri(srs[method])})
+            method_of = {stem: stem.split("--", 1)[0] for stem in srs}
+            known = [s for m in methods for s in sorted(srs) if method_of[s] == m]
+            for stem in known + sorted(set(srs) - set(known)):
+                label = stem.replace("--", " [", 1) + ("]" if "--" in stem else "")
+                adv = cond_dir / f"adv-{stem}.png"
+                if adv.is_file():
+                    tiles.append({"label": f"x_adv: {label}", "src": _data_uri(adv)})
+                    tiles.append({"label": f"SR(x_adv): {label}", "src": _data_uri(srs[stem])})
+                else:
+                    tiles.append({"label": label, "src": _data_uri(srs[stem])})
             if tiles:
-                out.append({"dataset": dataset_dir.name, "condition": cond_dir.name, "tiles": tiles})
+                condition, _, attack = cond_dir.name.partition("@")
+                title = condition + (f" + {attack} (largest budget)" if attack else "")
+                out.append({"dataset": dataset_dir.name, "condition": title, "tiles": tiles})
     return out
+
+
+def _smoothing(data: RunData) -> list[dict[str, Any]]:
+    """One row per sigma choice (or fixed sigma) of the median-smoothing methods of the run."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for payload in data.payloads:
+        sm = payload.get("smoothing")
+        if not sm:
+            continue
+        labels = payload.get("labels", {})
+        attack = labels.get("attack")
+        label = f"{attack} eps={_eps_text(labels.get('epsilon', 0.0))}" if attack else "none"
+        if labels.get("variant") not in (None, "direct"):
+            label += f" ({labels['variant']})"
+        key = (labels.get("method"), labels.get("dataset"), labels.get("condition"), label)
+        if key in seen:
+            continue
+        selection = sm.get("selection") or {}
+        scores = selection.get("scores", {})
+        chosen = selection.get("sigma") if selection else sm.get("sigma")
+        chosen_key = "none" if chosen is None else repr(float(chosen))
+        certificates = sm.get("certificates") or []
+        cert = certificates[0] if certificates else {}
+        seen[key] = {
+            "method": labels.get("method"),
+            "dataset": labels.get("dataset"),
+            "condition": labels.get("condition"),
+            "attack": label,
+            "sigma": "none" if chosen is None else f"{float(chosen):g}",
+            "auto": bool(sm.get("sigma_auto")),
+            "paper_sigma": selection.get("paper_sigma", "—") if selection else "—",
+            "metric": (selection.get("metric") or {}).get("name", "") if selection else "",
+            "scores": [{"sigma": k, "score": format_value(v), "chosen": k == chosen_key} for k, v in scores.items()],
+            "images": ", ".join(selection.get("images", [])) if selection else "",
+            "validation": f"{selection.get('dataset', '')} crop {selection.get('crop')}" if selection else "",
+            "n": (sm.get("settings") or {}).get("n"),
+            "certify": {
+                "n_samples": cert.get("n_samples"),
+                "alpha": cert.get("alpha"),
+                "ranks": cert.get("ranks"),
+            }
+            if cert
+            else None,
+        }
+    return list(seen.values())
+
+
+def _curves(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"title": c["title"], "src": "data:image/png;base64," + base64.b64encode(c["png"]).decode("ascii")}
+        for c in curves
+    ]
 
 
 def _published() -> list[dict[str, Any]]:
@@ -153,8 +254,13 @@ def _published() -> list[dict[str, Any]]:
     return out
 
 
-def render_report(data: RunData) -> str:
-    """The HTML of a run's report (a string)."""
+def render_report(data: RunData, curves: list[dict[str, Any]] | None = None) -> str:
+    """The HTML of a run's report (a string); ``curves`` as :func:`bench.report.curves.write_curves` returns them
+    (drawn here when not given)."""
+    if curves is None:
+        from bench.report.curves import attack_curves, severity_curves
+
+        curves = attack_curves(data) + severity_curves(data)
     info = data.info
     matrix = info.get("matrix", {})
     crops = [d for d in matrix.get("datasets", []) if d.get("crop")]
@@ -173,6 +279,10 @@ def render_report(data: RunData) -> str:
         "missing": data.missing,
         "stale": data.stale,
         "gallery": _gallery(data),
+        "curves": _curves(curves),
+        "smoothing": _smoothing(data),
+        "attacks": matrix.get("attacks") or [],
+        "attack_images": matrix.get("attack_images"),
         "published": _published(),
         "methods": info.get("methods", {}),
     }
@@ -181,9 +291,12 @@ def render_report(data: RunData) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``results.csv``, ``tables/*.csv`` and ``index.html`` of a run directory; return ``index.html``."""
+    from bench.report.curves import write_curves
+
     data = load_run(run_dir)
     write_tables(data)
+    curves = write_curves(data)
     index = data.run_dir / "index.html"
-    index.write_text(render_report(data), encoding="utf-8")
+    index.write_text(render_report(data, curves), encoding="utf-8")
     logger.info("report written to %s", index)
     return index

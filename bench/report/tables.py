@@ -1,4 +1,4 @@
-"""Tables from the store: the tidy records as a DataFrame, and method x metric pivots per (dataset, condition).
+"""Tables from the store: the tidy records as a DataFrame, and method x metric pivots per scenario.
 
 Everything here reads ``<run_dir>/run.json`` and ``<run_dir>/cells/*.json`` only. When ``run.json`` lists the run's
 cells, only those are read (cells left over from an earlier matrix in the same folder are ignored and counted).
@@ -6,11 +6,18 @@ cells, only those are read (cells left over from an earlier matrix in the same f
 Columns of ``results.csv`` (one row per image x metric, or per failure)::
 
     run, method, dataset, image, condition, corruption, severity, attack, epsilon, seed, metric, value,
-    status, error, cell, spec
+    status, error, cell, spec, sigma, attack_mode, attack_surrogate, attack_loss_clean, attack_loss_adv,
+    attack_forward, attack_backward, attack_seconds, attack_linf, entry
 
 ``value`` is a float (empty for a failure row); ``spec`` is the metric's :class:`~bench.metrics.base.MetricSpec` as
-JSON. A leaderboard is the mean over images and seeds of the ``ok`` rows; the direction of "best" comes from the
-spec's ``higher_is_better``, never from the metric's name.
+JSON; ``sigma`` the noise level of a median-smoothing method (chosen per condition for ``sigma: auto``); the
+``attack_*`` columns are the attack's mode (white-box, eot, transfer, gradient-free), surrogate, loss before/after,
+forward/backward passes, seconds per image and L-inf distance. ``entry`` names a leaderboard row: the method, and
+for attacked rows the mode that produced the number, ``"method [mode]"`` (``"method [transfer from base]"``).
+
+A **scenario** is (condition, attack, epsilon); the unattacked one has attack ``none``. A leaderboard is the mean over
+images and seeds of the ``ok`` rows of one (dataset, scenario); with several seeds, :func:`worst_over_seeds` gives
+the worst per-seed mean. The direction of "best" comes from the spec's ``higher_is_better``, never from the name.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.runner.store import STATUS_OK, Store
+from bench.runner.store import ATTACK_COLUMNS, STATUS_OK, Store
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,10 @@ RECORD_COLUMNS = (
     "error",
     "cell",
     "spec",
+    "sigma",
+    *ATTACK_COLUMNS,
 )
+NO_ATTACK = "none"
 
 
 @dataclass
@@ -73,6 +83,31 @@ class RunData:
                     specs[rec["metric"]] = rec["spec"]
         return specs
 
+    def scenarios(self, dataset: str | None = None) -> list[tuple[str, str, float]]:
+        """(condition, attack, epsilon) present in the records, in display order: the matrix's conditions; in each,
+        no attack first, then the attacks in matrix order, budgets ascending."""
+        rec = self.records if dataset is None else self.records[self.records["dataset"] == dataset]
+        if rec.empty:
+            return []
+        conds = {c: i for i, c in enumerate(self.order("condition"))}
+        attacks = [NO_ATTACK] + [a["name"] for a in self.info.get("matrix", {}).get("attacks", [])]
+        rank = {a: i for i, a in enumerate(attacks)}
+        found = rec[["condition", "attack", "epsilon"]].drop_duplicates()
+        keys = [(str(c), str(a), float(e)) for c, a, e in found.itertuples(index=False) if isinstance(c, str)]
+        return sorted(set(keys), key=lambda k: (conds.get(k[0], 1e9), rank.get(k[1], 1e9), k[1], k[2]))
+
+    def entries(self, dataset: str, condition: str, attack: str = NO_ATTACK, epsilon: float | None = None) -> list:
+        """Leaderboard rows of one scenario: the matrix's methods in order, each with the modes found for it."""
+        sel = select(self.records, dataset, condition, attack, epsilon)
+        out: list[str] = []
+        for method in self.order("method"):
+            if attack == NO_ATTACK:
+                out.append(method)
+                continue
+            found = sel.loc[sel["method"] == method, "entry"].dropna().unique().tolist()
+            out.extend(sorted(found, key=lambda e: ("transfer" in e, e)))
+        return out
+
     def order(self, column: str) -> list[str]:
         """Display order of methods / datasets / conditions / metrics: the matrix's, then any others found."""
         matrix = self.info.get("matrix", {})
@@ -91,7 +126,34 @@ def records_frame(payloads: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [rec for p in payloads for rec in p.get("records", [])]
     frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    frame["attack"] = frame["attack"].fillna(NO_ATTACK)
+    frame["epsilon"] = pd.to_numeric(frame["epsilon"], errors="coerce").fillna(0.0).astype(float)
+    frame["entry"] = [
+        _entry(m, a, mode, sur)
+        for m, a, mode, sur in zip(
+            frame["method"], frame["attack"], frame["attack_mode"], frame["attack_surrogate"], strict=True
+        )
+    ]
     return frame
+
+
+def _entry(method: Any, attack: Any, mode: Any, surrogate: Any) -> Any:
+    if attack == NO_ATTACK or not isinstance(mode, str):
+        return method
+    if mode == "transfer" and isinstance(surrogate, str):
+        return f"{method} [transfer from {surrogate}]"
+    return f"{method} [{mode}]"
+
+
+def select(
+    records: pd.DataFrame, dataset: str, condition: str, attack: str = NO_ATTACK, epsilon: float | None = None
+) -> pd.DataFrame:
+    """The records of one (dataset, scenario); ``epsilon=None`` takes every budget of the attack."""
+    sel = records[(records["dataset"] == dataset) & (records["condition"] == condition)]
+    sel = sel[sel["attack"] == attack]
+    if epsilon is not None and attack != NO_ATTACK:
+        sel = sel[(sel["epsilon"] - float(epsilon)).abs() < 1e-12]
+    return sel
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -131,22 +193,57 @@ def leaderboard(
     condition: str,
     methods: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
+    *,
+    attack: str = NO_ATTACK,
+    epsilon: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Method x metric means (over images and seeds) of the ok rows, and the count of values behind each mean.
+    """Entry x metric means (over images and seeds) of the ok rows of one scenario, and the count behind each mean.
 
-    Rows follow ``methods`` (methods with no row at all are kept, as NaN), columns ``metrics``.
+    Rows follow ``methods`` (entries: method names, or ``"method [mode]"`` for attacked scenarios; entries with no row
+    are kept, as NaN), columns ``metrics``. The index is named ``method``.
     """
-    sel = records[(records["dataset"] == dataset) & (records["condition"] == condition)]
+    sel = select(records, dataset, condition, attack, epsilon)
     ok = sel[(sel["status"] == STATUS_OK) & sel["metric"].notna()]
-    means = ok.pivot_table(index="method", columns="metric", values="value", aggfunc="mean")
-    counts = ok.pivot_table(index="method", columns="metric", values="value", aggfunc="count")
-    methods = list(methods) if methods is not None else sorted(sel["method"].dropna().unique())
+    means = ok.pivot_table(index="entry", columns="metric", values="value", aggfunc="mean")
+    counts = ok.pivot_table(index="entry", columns="metric", values="value", aggfunc="count")
+    methods = list(methods) if methods is not None else sorted(sel["entry"].dropna().unique())
     metrics = list(metrics) if metrics is not None else sorted(ok["metric"].unique())
     means = means.reindex(index=methods, columns=metrics)
     counts = counts.reindex(index=methods, columns=metrics).fillna(0).astype(int)
     means.index.name, means.columns.name = "method", None
     counts.index.name, counts.columns.name = "method", None
     return means, counts
+
+
+def worst_over_seeds(
+    records: pd.DataFrame,
+    dataset: str,
+    condition: str,
+    entries: Sequence[str],
+    metrics: Sequence[str],
+    higher_is_better: Mapping[str, bool],
+    *,
+    attack: str = NO_ATTACK,
+    epsilon: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Worst per-seed mean (over images) of each entry and metric, and the number of seeds behind it.
+
+    "Worst" follows the metric's direction (the lowest PSNR, the highest LPIPS). Where an entry has one seed the
+    worst is its mean; callers show it only for entries with several seeds (stochastic methods).
+    """
+    sel = select(records, dataset, condition, attack, epsilon)
+    ok = sel[(sel["status"] == STATUS_OK) & sel["metric"].notna()]
+    per_seed = ok.groupby(["entry", "metric", "seed"])["value"].mean().reset_index()
+    worst = pd.DataFrame(index=list(entries), columns=list(metrics), dtype=float)
+    seeds = pd.DataFrame(0, index=list(entries), columns=list(metrics), dtype=int)
+    for (entry, metric), group in per_seed.groupby(["entry", "metric"]):
+        if entry not in worst.index or metric not in worst.columns:
+            continue
+        high = higher_is_better.get(metric)
+        worst.at[entry, metric] = group["value"].min() if high in (True, None) else group["value"].max()
+        seeds.at[entry, metric] = len(group)
+    worst.index.name = seeds.index.name = "method"
+    return worst, seeds
 
 
 def rank_marks(table: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> dict[tuple[str, str], str]:
@@ -170,8 +267,12 @@ def rank_marks(table: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> dic
     return marks
 
 
-def table_path(run_dir: Path, dataset: str, condition: str) -> Path:
-    return run_dir / "tables" / f"{_safe(dataset)}__{_safe(condition)}.csv"
+def table_path(run_dir: Path, dataset: str, condition: str, attack: str = NO_ATTACK, epsilon: float = 0.0) -> Path:
+    """``tables/<dataset>__<condition>.csv``; attacked scenarios add ``__<attack>_eps<epsilon>``."""
+    name = f"{_safe(dataset)}__{_safe(condition)}"
+    if attack != NO_ATTACK:
+        name += f"__{_safe(attack)}_eps{epsilon:.6g}"
+    return run_dir / "tables" / f"{name}.csv"
 
 
 def _safe(name: str) -> str:
@@ -184,27 +285,46 @@ def write_tables(data: RunData) -> list[Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     written = [run_dir / "results.csv"]
     results_csv_frame(data.records).to_csv(written[0], index=False)
-    methods, metrics = data.order("method"), data.order("metric")
+    metrics = data.order("metric")
     for old in (run_dir / "tables").glob("*.csv"):  # tables of an earlier matrix in this folder
         old.unlink()
+    specs = data.specs()
+    direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     for dataset in data.order("dataset"):
-        for condition in data.order("condition"):
-            means, counts = leaderboard(data.records, dataset, condition, methods, metrics)
+        for condition, attack, epsilon in data.scenarios(dataset):
+            entries = data.entries(dataset, condition, attack, epsilon)
+            means, counts = leaderboard(
+                data.records, dataset, condition, entries, metrics, attack=attack, epsilon=epsilon
+            )
             if means.isna().all().all() and counts.to_numpy().sum() == 0:
                 continue
             out = means.copy()
             for metric in metrics:
                 out[f"n_{metric}"] = counts[metric]
-            path = table_path(run_dir, dataset, condition)
+            worst, seeds = worst_over_seeds(
+                data.records, dataset, condition, entries, metrics, direction, attack=attack, epsilon=epsilon
+            )
+            if (seeds.to_numpy() > 1).any():
+                for metric in metrics:
+                    out[f"worst_{metric}"] = worst[metric].where(seeds[metric] > 1)
+                    out[f"seeds_{metric}"] = seeds[metric]
+            if attack != NO_ATTACK:
+                out.insert(0, "attack_mode", [_mode_of(data.records, e) for e in out.index])
+            path = table_path(run_dir, dataset, condition, attack, epsilon)
             path.parent.mkdir(parents=True, exist_ok=True)
             out.to_csv(path, float_format="%.6g")
             written.append(path)
     return written
 
 
+def _mode_of(records: pd.DataFrame, entry: str) -> str:
+    modes = records.loc[records["entry"] == entry, "attack_mode"].dropna().unique().tolist()
+    return ",".join(sorted(str(m) for m in modes))
+
+
 def failures(records: pd.DataFrame) -> pd.DataFrame:
     """The failure rows, one per (cell, image, metric)."""
-    cols = ["method", "dataset", "condition", "seed", "image", "metric", "error"]
+    cols = ["method", "dataset", "condition", "attack", "epsilon", "seed", "image", "metric", "error"]
     return records.loc[records["status"] != STATUS_OK, cols].reset_index(drop=True)
 
 

@@ -1,18 +1,22 @@
-"""Cells: one (method, dataset, condition, seed) of a matrix, and the key that names its stored result.
+"""Cells: one (method, dataset, condition, attack setting, seed) of a matrix, and the key that names its result.
 
 The key is :func:`bench.seeding.key_hash` of the cell's canonical description: the method card's identity (adapter,
 arguments, checkpoint and its hash when known), the dataset (name, crop, arguments), the condition (corruption and
-parameters, attack and budget), the seed, the specs of every metric computed and the scale. Anything that changes
-the numbers changes the key; the run's name, the matrix's name and the order of its lists do not.
+parameters; its reserved ``attack`` and ``epsilon`` fields hold the attack's name and budget), the seed, the specs of
+every metric computed and the scale; for an attacked cell also the attack setting (:meth:`Threat.identity`: attack,
+parameters, budget, EOT samples, restarts, surrogate, variant) and the number of attacked images; for a median
+smoothing method the ``smoothing`` section (sigma grid, validation split, certification). Anything that changes the
+numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not. Cells
+without an attack or smoothing have the same keys as before those axes existed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.runner.matrix import Condition, DatasetEntry, Matrix
+from bench.runner.matrix import NO_THREAT, Condition, DatasetEntry, Matrix, Threat
 from bench.seeding import key_hash
 
 #: Bump when the runner changes what a cell computes (invalidates every stored cell).
@@ -29,17 +33,19 @@ class Cell:
     seed: int
     key: str
     description: dict[str, Any]
+    threat: Threat = NO_THREAT
 
     @property
     def attack(self) -> str:
-        return self.condition.attack
+        return self.threat.name if self.threat.attacked else self.condition.attack
 
     @property
     def epsilon(self) -> float:
-        return self.condition.epsilon
+        return self.threat.epsilon if self.threat.attacked else self.condition.epsilon
 
     def label(self) -> str:
-        return f"{self.method} | {self.dataset.name} | {self.condition.name} | seed {self.seed}"
+        attack = f" | {self.threat.label()}" if self.threat.attacked else ""
+        return f"{self.method} | {self.dataset.name} | {self.condition.name}{attack} | seed {self.seed}"
 
 
 def cell_description(
@@ -49,37 +55,96 @@ def cell_description(
     seed: int,
     metric_specs: Sequence[Mapping[str, Any]],
     scale: int,
+    threat: Threat = NO_THREAT,
+    attack_images: int | None = None,
+    smoothing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-able description a cell's key is the hash of."""
-    return {
+    cond = condition.identity()
+    if threat.attacked:
+        cond.update(attack=threat.attack, epsilon=threat.epsilon)
+    out = {
         "format": CELL_FORMAT,
         "method": dict(method_identity),
         "dataset": dataset.identity(),
-        "condition": condition.identity(),
+        "condition": cond,
         "seed": seed,
         "metrics": sorted((dict(s) for s in metric_specs), key=lambda s: (str(s.get("name")), str(s))),
         "scale": scale,
     }
+    if threat.attacked:
+        out["threat"] = threat.identity()
+        out["attack_images"] = attack_images
+    if smoothing is not None:
+        out["smoothing"] = dict(smoothing)
+    return out
 
 
 def cell_key(description: Mapping[str, Any]) -> str:
     return key_hash(dict(description), length=20)
 
 
+def method_threats(matrix: Matrix, condition: str, provenance: Mapping[str, Any]) -> list[Threat]:
+    """The attack settings of one method under one condition.
+
+    Each setting of :meth:`Matrix.threats` becomes: ``direct`` (through the method itself) for a differentiable
+    method, or for a non-differentiable one without a surrogate (the attack refuses it at run time, recorded as
+    failure rows); ``transfer`` from the entry's ``surrogate`` for a non-differentiable method. With
+    ``transfer_from_base``, a stochastic method whose card names a base card gets a ``transfer-from-base`` setting too.
+    """
+    out: list[Threat] = []
+    differentiable = bool(provenance.get("differentiable", True))
+    stochastic = bool(provenance.get("stochastic", False))
+    base = (provenance.get("args") or {}).get("base")
+    for threat in matrix.threats(condition):
+        if not threat.attacked:
+            out.append(threat)
+            continue
+        entry = matrix.attack_entry(threat.name)
+        if not differentiable and threat.surrogate is not None:
+            out.append(replace(threat, variant="transfer"))
+        else:
+            out.append(replace(threat, surrogate=None, variant="direct"))
+        if entry is not None and entry.transfer_from_base and stochastic and isinstance(base, str):
+            out.append(replace(threat, surrogate=base, variant="transfer-from-base"))
+    return out
+
+
 def expand_cells(
     matrix: Matrix,
     method_identities: Mapping[str, Mapping[str, Any]],
     metric_specs: Sequence[Mapping[str, Any]],
+    provenances: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Cell]:
-    """Every cell of ``matrix`` in method-major order (so one method's cells run together and it is loaded once)."""
+    """Every cell of ``matrix`` in method-major order (so one method's cells run together and it is loaded once).
+
+    ``provenances`` (card provenance per method: ``differentiable``, ``stochastic``, ``adapter``, ``args``) decides
+    the attack variants, the seeds of stochastic methods and which methods carry the ``smoothing`` section; without
+    it every method is taken as deterministic, differentiable and unsmoothed.
+    """
+    provenances = provenances or {}
+    smoothing = matrix.smoothing.identity() if matrix.smoothing is not None else None
     cells = []
     for method in matrix.methods:
+        prov = provenances.get(method, {})
+        smoothed = smoothing if prov.get("adapter") == "median_smoothing" else None
         for dataset in matrix.datasets:
             for condition in matrix.conditions:
-                for seed in matrix.seeds:
-                    identity = method_identities[method]
-                    desc = cell_description(identity, dataset, condition, seed, metric_specs, matrix.scale)
-                    cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc))
+                for threat in method_threats(matrix, condition.name, prov):
+                    for seed in matrix.seeds_for(bool(prov.get("stochastic", False))):
+                        identity = method_identities[method]
+                        desc = cell_description(
+                            identity,
+                            dataset,
+                            condition,
+                            seed,
+                            metric_specs,
+                            matrix.scale,
+                            threat,
+                            matrix.attack_images,
+                            smoothed,
+                        )
+                        cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
     return cells
 
 

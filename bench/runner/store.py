@@ -25,6 +25,17 @@ logger = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: Per-image attack columns of the records (``None`` for unattacked cells); see :mod:`bench.runner.runner`.
+ATTACK_COLUMNS = (
+    "attack_mode",
+    "attack_surrogate",
+    "attack_loss_clean",
+    "attack_loss_adv",
+    "attack_forward",
+    "attack_backward",
+    "attack_seconds",
+    "attack_linf",
+)
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,5 +1,6 @@
 """Throughput of a whole tiny matrix run (bicubic + a tiny random-init RRDBNet, 2 images, 2 conditions, PSNR/SSIM)
-into ``tmp_path``: matrix expansion, corruption, methods, metrics, the atomic store and the report.
+into ``tmp_path``: matrix expansion, corruption, methods, metrics, the atomic store and the report (curves included);
+and of the same matrix with an attack axis (FGSM and 3-step PGD at two budgets, L1 loss).
 
 Run with ``pytest tests/benchmarks --benchmark-only``; skipped in normal runs."""
 
@@ -12,8 +13,14 @@ import pytest
 import torch
 import yaml
 
+ATTACKS = [
+    {"name": "none"},
+    {"name": "fgsm", "attack": "fgsm", "epsilons": ["2/255", "8/255"], "loss": "l1", "conditions": ["clean"]},
+    {"name": "pgd", "attack": "pgd", "params": {"steps": 3}, "epsilons": ["2/255", "8/255"], "loss": "l1"},
+]
 
-def _project(root: Path) -> Path:
+
+def _project(root: Path, attacks: bool = False) -> Path:
     from PIL import Image
     from safetensors.torch import save_file
 
@@ -45,20 +52,23 @@ def _project(root: Path) -> Path:
         "metrics": ["psnr", "ssim"],
         "gallery": {"image": "img0", "size": 8},
     }
+    if attacks:
+        matrix["attacks"] = ATTACKS
     path = root / "bench.yaml"
     path.write_text(yaml.safe_dump(matrix))
     return path
 
 
+@pytest.mark.parametrize("attacks", [False, True], ids=["conditions", "attacks"])
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_bench_tiny_matrix_run(benchmark, tmp_path, isolated_home, monkeypatch, device):
+def test_bench_tiny_matrix_run(benchmark, tmp_path, isolated_home, monkeypatch, device, attacks):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from bench.report.html import write_report
     from bench.runner.matrix import load_matrix
     from bench.runner.runner import run_matrix
 
-    matrix_path = _project(tmp_path / "project")
+    matrix_path = _project(tmp_path / "project", attacks)
     monkeypatch.setenv("BENCH_PROJECT", str(tmp_path / "project"))
     matrix = load_matrix(matrix_path)
     counter = itertools.count()
@@ -72,4 +82,5 @@ def test_bench_tiny_matrix_run(benchmark, tmp_path, isolated_home, monkeypatch, 
         return summary
 
     summary = benchmark.pedantic(run_once, rounds=3, warmup_rounds=1)
-    assert summary.computed == 4 and not summary.failed
+    # per method: 2 conditions unattacked + FGSM x 2 on clean + PGD x 2 on both conditions
+    assert summary.computed == (2 * (2 + 2 + 4) if attacks else 4) and not summary.failed

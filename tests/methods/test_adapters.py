@@ -16,6 +16,7 @@ TINY_ARGS: dict[str, dict] = {
         "sigma": 0.05,
         "n": 3,
     },
+    "stochastic_rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4, "num_noise_ch": 2},
 }
 
 

@@ -68,9 +68,17 @@ def test_project_card(path: Path) -> None:
     assert len(record["card_sha256"]) == 64
 
 
-@pytest.mark.parametrize("path", [p for p in PROJECT_CARDS if "checkpoint:" in p.read_text()], ids=lambda p: p.stem)
+def _asset_checkpoint(path: Path) -> bool:
+    from bench.methods.checkpoint import is_path_ref
+
+    checkpoint = parse_card(path).checkpoint
+    return checkpoint is not None and not is_path_ref(checkpoint)
+
+
+@pytest.mark.parametrize("path", [p for p in PROJECT_CARDS if _asset_checkpoint(p)], ids=lambda p: p.stem)
 def test_project_checkpoints_are_manifest_assets(path: Path) -> None:
-    """Each card's checkpoint is an asset of the manifest, and the card's architecture is the asset's."""
+    """Each card's checkpoint asset is in the manifest, and the card's architecture is the asset's (cards of trained
+    checkpoints name a file path instead, see tests/train/test_cards.py)."""
     from bench.assets import get_spec
 
     card = parse_card(path)
@@ -224,3 +232,37 @@ def test_card_checkpoint_for_adapter_without_one(tmp_path: Path) -> None:
 
 def test_card_type_is_exported() -> None:
     assert dataclasses.is_dataclass(MethodCard)
+
+
+def test_wrapper_card_provenance_names_the_base_weights(project: Path) -> None:
+    (project / "methods" / "tiny-mrs.yaml").write_text(
+        "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny, sigma: 0.05, n: 3}\ntile: null\n"
+    )
+    card = load_card("tiny-mrs")
+    assert card.base_card_name() == "tiny" and not card.sigma_auto
+    record = card.provenance()
+    base = record["base"]
+    assert base["card"] == "tiny" and base["checkpoint"] == "weights/tiny.safetensors"
+    expected = hashlib.sha256((project / "methods" / "weights" / "tiny.safetensors").read_bytes()).hexdigest()
+    assert base["checkpoint_sha256"] == expected  # the wrapper's results name the weights they ran
+    assert load_card("tiny").base_card_name() is None and "base" not in load_card("tiny").provenance()
+    # a base card that does not exist is reported in the provenance, and fails only when built
+    (project / "methods" / "ghost-mrs.yaml").write_text(
+        "title: Ghost MRS\nadapter: median_smoothing\nargs: {base: ghost}\ntile: null\n"
+    )
+    assert "unknown method card 'ghost'" in load_card("ghost-mrs").provenance()["base"]["error"]
+
+
+def test_sigma_auto_card_builds_with_smoothing_off(project: Path) -> None:
+    (project / "methods" / "tiny-auto.yaml").write_text(
+        "title: Tiny MRS auto\nadapter: median_smoothing\nargs: {base: tiny, sigma: auto, n: 3}\ntile: null\n"
+    )
+    card = load_card("tiny-auto")
+    assert card.sigma_auto and card.provenance()["args"]["sigma"] == "auto"
+    method = build_method(card)
+    assert method.sigma_auto and method.sigma is None and not method.smoothing
+    lr = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(method.super_resolve(lr), method.base.super_resolve(lr))  # off until chosen
+    method.sigma = 0.05
+    assert method.smoothing
+    assert not build_method("tiny").sigma_auto

@@ -1,5 +1,5 @@
 """A killed ``python -m bench run`` resumes: finished cells are never recomputed, the final tables equal those of an
-uninterrupted run."""
+uninterrupted run -- for a matrix of corruption conditions and for a matrix with an attack axis."""
 
 from __future__ import annotations
 
@@ -41,20 +41,37 @@ def _snapshot(cells: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in cells.glob("*.json")}
 
 
-@pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
-def test_killed_run_resumes_without_recomputing(tiny_project, tmp_path):
-    # enough cells that the run is still going when the first one is stored
-    data = yaml.safe_load(tiny_project["matrix"].read_text())
+def _conditions_matrix(data: dict) -> tuple[int, int]:
+    """8 conditions x 2 methods; returns (cells, tables)."""
     data["conditions"] += [
         {"name": f"noise{i}", "corruption": "gaussian_noise", "params": {"sigma": 0.01 * i}} for i in range(1, 7)
     ]
+    return 2 * 8, 8
+
+
+def _attacks_matrix(data: dict) -> tuple[int, int]:
+    """2 conditions x (none + FGSM at 4 budgets + PGD at 2) x 2 methods, attacks on 2 images; (cells, tables)."""
+    data["attacks"] = [
+        {"name": "none"},
+        {"name": "fgsm", "attack": "fgsm", "epsilons": ["1/255", "2/255", "4/255", "8/255"], "loss": "l1"},
+        {"name": "pgd", "attack": "pgd", "params": {"steps": 2}, "epsilons": ["2/255", "8/255"], "loss": "l1"},
+    ]
+    data["attack_images"] = 2
+    return 2 * 2 * 7, 2 * 7
+
+
+@pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
+@pytest.mark.parametrize("make_matrix", [_conditions_matrix, _attacks_matrix], ids=["conditions", "attacks"])
+def test_killed_run_resumes_without_recomputing(tiny_project, tmp_path, make_matrix):
+    # enough cells that the run is still going when the first one is stored
+    data = yaml.safe_load(tiny_project["matrix"].read_text())
+    total, n_tables = make_matrix(data)
     tiny_project["matrix"].write_text(yaml.safe_dump(data))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "reports"
     argv = [*_bench_argv(), "run", "--matrix", str(tiny_project["matrix"]), "--out", str(out), "--run", "r"]
     argv += ["--device", "cpu", "--no-progress"]
     cells = out / "r" / "cells"
-    total = 2 * 8
 
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -79,6 +96,6 @@ def test_killed_run_resumes_without_recomputing(tiny_project, tmp_path):
     run_matrix(load_matrix(tiny_project["matrix"]), reference, device="cpu", progress=False)
     write_report(reference)
     tables = sorted(p.name for p in (out / "r" / "tables").glob("*.csv"))
-    assert len(tables) == 8 and tables == sorted(p.name for p in (reference / "tables").glob("*.csv"))
+    assert len(tables) == n_tables and tables == sorted(p.name for p in (reference / "tables").glob("*.csv"))
     for name in tables:
         assert (out / "r" / "tables" / name).read_text() == (reference / "tables" / name).read_text(), name
