@@ -76,6 +76,25 @@ def _eps_text(eps: float) -> str:
     return format_epsilon(float(eps))
 
 
+_EMPTY_CELL = {"text": "—", "worst": "", "seeds": 0, "mark": "", "n": 0, "partial": False}
+
+
+def _missing(data: RunData, dataset: str, condition: str, attack: str, epsilon: float) -> dict[str, str]:
+    """Methods whose cell of this board failed as a whole (a missing checkpoint, say) -> the command that fixes it.
+
+    Their rows stay on the leaderboard, marked, with that command."""
+    out = {}
+    for payload in data.payloads:
+        labels = payload.get("labels", {})
+        if payload.get("status") == "ok" or not payload.get("fix"):
+            continue
+        same_attack = (labels.get("attack") or NO_ATTACK) == attack
+        same_eps = attack == NO_ATTACK or abs(float(labels.get("epsilon") or 0.0) - float(epsilon or 0.0)) < 1e-9
+        if labels.get("dataset") == dataset and labels.get("condition") == condition and same_attack and same_eps:
+            out[labels.get("method")] = payload["fix"]
+    return out
+
+
 def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     specs = data.specs()
     metrics = data.order("metric")
@@ -119,6 +138,16 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                 method = entry.split(" [", 1)[0]
                 mode = entry[len(method) + 2 : -1] if entry != method else ""
                 rows.append({"method": entry, "mode": mode, "title": titles.get(method, method), "cells": cells})
+            missing = _missing(data, dataset, condition, attack, epsilon)
+            present = set()
+            for row in rows:
+                present.add(row["method"].split(" [", 1)[0])
+                row["missing"] = missing.get(row["method"].split(" [", 1)[0], "")
+            rows += [
+                {"method": m, "mode": "", "title": titles.get(m, m), "cells": [_EMPTY_CELL] * len(shown), "missing": f}
+                for m, f in missing.items()
+                if m not in present
+            ]
             cond = conditions.get(condition, {})
             boards.append(
                 {

@@ -157,3 +157,26 @@ def test_published_certsr_tables_transcribed():
 def test_report_of_a_missing_run_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run"):
         load_run(tmp_path / "nothing")
+
+
+def test_missing_checkpoint_rows_stay_on_the_leaderboard_marked(tmp_path, monkeypatch) -> None:
+    """A method whose checkpoint is missing keeps its row, marked with the command that produces it."""
+    from bench.report.html import _missing
+
+    class Data:
+        payloads = [
+            {"status": "ok", "labels": {"method": "bicubic", "dataset": "d", "condition": "clean"}},
+            {
+                "status": "failed",
+                "fix": "python -m bench train andnet",
+                "labels": {"method": "andnet", "dataset": "d", "condition": "clean"},
+            },
+            {
+                "status": "failed",
+                "fix": "python -m bench train andnet",
+                "labels": {"method": "andnet", "dataset": "d", "condition": "noise"},
+            },
+        ]
+
+    assert _missing(Data(), "d", "clean", "none", 0.0) == {"andnet": "python -m bench train andnet"}
+    assert _missing(Data(), "d", "clean", "pgd", 0.02) == {}
