@@ -159,12 +159,14 @@ def test_report_of_a_missing_run_is_a_clear_error(tmp_path):
         load_run(tmp_path / "nothing")
 
 
-def test_missing_checkpoint_rows_stay_on_the_leaderboard_marked(tmp_path, monkeypatch) -> None:
+def test_missing_checkpoint_rows_stay_on_the_leaderboard_marked() -> None:
     """A method whose checkpoint is missing keeps its row, marked with the command that produces it."""
+    from types import SimpleNamespace
+
     from bench.report.html import _missing
 
-    class Data:
-        payloads = [
+    data = SimpleNamespace(
+        payloads=[
             {"status": "ok", "labels": {"method": "bicubic", "dataset": "d", "condition": "clean"}},
             {
                 "status": "failed",
@@ -177,6 +179,6 @@ def test_missing_checkpoint_rows_stay_on_the_leaderboard_marked(tmp_path, monkey
                 "labels": {"method": "andnet", "dataset": "d", "condition": "noise"},
             },
         ]
-
-    assert _missing(Data(), "d", "clean", "none", 0.0) == {"andnet": "python -m bench train andnet"}
-    assert _missing(Data(), "d", "clean", "pgd", 0.02) == {}
+    )
+    assert _missing(data, "d", "clean", "none", 0.0) == {"andnet": "python -m bench train andnet"}
+    assert _missing(data, "d", "clean", "pgd", 0.02) == {}
