@@ -172,8 +172,9 @@ class MethodCard:
         """What a result must carry to say which method made it (JSON-able).
 
         Keys: card, title, adapter, args, checkpoint, checkpoint_sha256 (from the asset metadata or by hashing a local
-        file; None when unknown or not stored), card_sha256, tile, tile_overlap, differentiable, stochastic, and the
-        card's recipe / provenance when given (``recipe``, ``trained``).
+        file; None when unknown or not stored), card_sha256, tile, tile_overlap, differentiable, stochastic, the
+        card's recipe / provenance when given (``recipe``, ``trained``) and, for a checkpoint written by
+        ``python -m bench train``, what its metadata says it is (``checkpoint_metadata``: recipe, iteration, data, ...).
         """
         ref = self.checkpoint_ref()
         record: dict[str, Any] = {
@@ -189,6 +190,12 @@ class MethodCard:
             "differentiable": self.differentiable,
             "stochastic": self.stochastic,
         }
+        if ref is not None and is_path_ref(ref):
+            from bench.train.state import checkpoint_provenance
+
+            produced = checkpoint_provenance(ref)  # recipe, iteration, data, seed, git of a checkpoint we trained
+            if produced is not None:
+                record["checkpoint_metadata"] = produced
         if self.recipe is not None:
             record["recipe"] = _thawed(self.recipe)
         if self.origin is not None:

@@ -64,3 +64,18 @@ def test_trained_stochastic_checkpoint_samples(make_trainer) -> None:
         samples = method.sample(lr, 5, make_generator(1))
     assert samples.shape == (5, 2, 3, 32, 32)  # (n, N, 3, H, W): the layout of the diversity score
     assert (samples[0] - samples[1]).abs().max() > 0
+
+
+def test_card_provenance_carries_what_the_checkpoint_says(make_trainer, tmp_path: Path) -> None:
+    """A card pointing at a trained checkpoint reports its recipe, iteration and data (shown on the leaderboard)."""
+    from bench.methods.cards import parse_card
+
+    trainer = make_trainer("ad-l-bim")
+    latest = trainer.fit()
+    card_file = tmp_path / "mine.yaml"
+    card_file.write_text(
+        f"title: mine\nadapter: rrdbnet\nargs: {{num_feat: 8, num_block: 1, num_grow_ch: 4}}\ncheckpoint: {latest}\n"
+    )
+    produced = parse_card(card_file).provenance()["checkpoint_metadata"]
+    assert produced["recipe"] == "ad-l-bim"
+    assert int(produced["iteration"]) == trainer.iteration
