@@ -22,44 +22,19 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-import torch
-
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.pgd import PGD
 
 logger = logging.getLogger(__name__)
 
 
 @ATTACKS.register("bim", aliases=("i_fgsm",))
-class BIM(Attack):
-    """Basic Iterative Method (see the module docstring)."""
+class BIM(PGD):
+    """Basic Iterative Method: PGD from the clean input (no random start) with alpha = eps / T."""
 
-    threat: ClassVar[str] = "linf"
+    random_start: ClassVar[bool] = False
     params: ClassVar[tuple[str, ...]] = ("eps", "steps", "alpha")
 
     def __init__(self, eps: float = 10 / 255, steps: int = 10, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if not eps >= 0:
-            raise AttackError(f"eps must be >= 0, got {eps}")
-        if int(steps) < 1:
-            raise AttackError(f"steps must be >= 1, got {steps}")
-        self.eps = float(eps)
-        self.steps = int(steps)
-        self.alpha = self.eps / self.steps
-
-    def perturb(
-        self,
-        objective: Objective,
-        x: torch.Tensor,
-        loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
-        hr: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        low, high = (x - self.eps).clamp(min=0.0), (x + self.eps).clamp(max=1.0)
-        best_x, best_loss = x, loss_clean
-        x_adv = x
-        for _ in range(self.steps):
-            loss, grad = objective.value_and_grad(x_adv)
-            best_x, best_loss = keep_better(best_x, best_loss, x_adv, loss)
-            x_adv = torch.minimum(torch.maximum(x_adv + self.alpha * grad.sign(), low), high)
-        return keep_better(best_x, best_loss, x_adv, objective.value(x_adv))
+        alpha = float(eps) / int(steps) if int(steps) >= 1 else None  # PGD rejects steps < 1 with a clear error
+        super().__init__(eps=eps, steps=steps, alpha=alpha, random_start=False, **kwargs)

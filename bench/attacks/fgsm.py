@@ -52,6 +52,10 @@ class FGSM(Attack):
         generator: torch.Generator | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        _, grad = objective.value_and_grad(x)
-        x_adv = (x + self.eps * grad.sign()).clamp(0.0, 1.0)
+        x_adv = (x + self.eps * self.direction(objective, x, generator)).clamp(0.0, 1.0)
         return x_adv, objective.value(x_adv)
+
+    def direction(self, objective: Objective, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The +-1 step direction: the sign of the loss gradient at ``x`` (one forward + backward)."""
+        _, grad = objective.value_and_grad(x)
+        return grad.sign()

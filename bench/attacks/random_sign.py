@@ -21,7 +21,8 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective
+from bench.attacks.base import Objective
+from bench.attacks.fgsm import FGSM
 
 logger = logging.getLogger(__name__)
 
@@ -33,28 +34,11 @@ def random_signs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @ATTACKS.register("random_sign", aliases=("random",))
-class RandomSign(Attack):
-    """Uniform random +-eps perturbation (see the module docstring)."""
+class RandomSign(FGSM):
+    """Uniform random +-eps perturbation: FGSM's step with random signs instead of the gradient's."""
 
-    threat: ClassVar[str] = "linf"
     needs_gradient: ClassVar[bool] = False
-    never_below_clean: ClassVar[bool] = False
     random_start: ClassVar[bool] = True
-    params: ClassVar[tuple[str, ...]] = ("eps",)
 
-    def __init__(self, eps: float = 10 / 255, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if not eps >= 0:
-            raise AttackError(f"eps must be >= 0, got {eps}")
-        self.eps = float(eps)
-
-    def perturb(
-        self,
-        objective: Objective,
-        x: torch.Tensor,
-        loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
-        hr: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        x_adv = (x + self.eps * random_signs(x, generator)).clamp(0.0, 1.0)
-        return x_adv, objective.value(x_adv)
+    def direction(self, objective: Objective, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return random_signs(x, generator)
