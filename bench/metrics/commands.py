@@ -9,8 +9,10 @@ Examples::
     python -m bench score diversity --samples s0.png s1.png s2.png --ref hr.png --json
     python -m bench score --list
 
-``diversity`` (the NTIRE 2021 diversity score with the samples' LR-PSNR) takes ``--samples`` instead of ``--sr``;
-``--scale`` is the SR factor of the LR-PSNR metrics and of the diversity score.
+``diversity`` (the NTIRE 2021 diversity score with the samples' LR-PSNR) takes ``--samples`` (at least two: the score
+compares samples) instead of ``--sr``; ``--scale`` is the SR factor of the LR-PSNR metrics and of the diversity score.
+The output is valid JSON with ``--json`` whatever the inputs: a value that is not finite is an error (exit 1), never
+``NaN`` on stdout.
 
 Exit codes: 0 success, 1 an input or metric error (missing or broken file, size mismatch, unknown metric,
 unavailable weights), 2 a usage error.
@@ -23,6 +25,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -106,6 +109,13 @@ def _diversity_command(args: argparse.Namespace) -> int:
     if not args.samples:
         print("bench score: error: diversity needs --samples S1.png S2.png ...", file=sys.stderr)
         return 2
+    if len(args.samples) < 2:
+        print(
+            "bench score: error: diversity compares SR samples of one image: pass at least 2 --samples "
+            f"(got {len(args.samples)}; the NTIRE 2021 challenge used 10)",
+            file=sys.stderr,
+        )
+        return 2
     if args.ref is None:
         return _error("diversity is a full-reference score: pass --ref")
     if args.crop_border:
@@ -132,20 +142,25 @@ def _diversity_command(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
         return _error(f"diversity: {exc}")
     specs = diversity_specs(n_samples=len(samples), scale=scale)
+    values = {k: float(v[0]) for k, v in result.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        return _error(f"diversity: {', '.join(bad)} is not a finite number ({values}); inputs {args.samples}")
     if args.json:
         print(
             json.dumps(
                 {
                     "metric": "diversity",
                     "samples": len(samples),
-                    "values": {k: float(v[0]) for k, v in result.items()},
+                    "values": values,
                     "specs": {k: s.as_dict() for k, s in specs.items()},
-                }
+                },
+                allow_nan=False,
             )
         )
     else:
-        for key, value in result.items():
-            print(f"{float(value[0]):.6g}\t{specs[key].describe()}")
+        for key, value in values.items():
+            print(f"{value:.6g}\t{specs[key].describe()}")
     return 0
 
 
@@ -224,9 +239,11 @@ def score_command(args: argparse.Namespace) -> int:
             value = float(metric(sr, ref, images["lr"])[0])
     except ValueError as exc:
         return _error(str(exc))
+    if not math.isfinite(value):
+        return _error(f"{name} of --sr {args.sr} is not a finite number ({value})")
 
     if args.json:
-        print(json.dumps({"metric": name, "value": value, "spec": metric.spec.as_dict()}))
+        print(json.dumps({"metric": name, "value": value, "spec": metric.spec.as_dict()}, allow_nan=False))
     else:
         print(f"{value:.6g}\t{metric.spec.describe()}")
     return 0
