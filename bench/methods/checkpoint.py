@@ -14,7 +14,14 @@ from pathlib import Path
 
 import torch
 
+from bench.errors import BenchError
+
 logger = logging.getLogger(__name__)
+
+
+class CheckpointError(BenchError, RuntimeError):
+    """Weights that do not fit the architecture a card declares (the message names the checkpoint and its sizes)."""
+
 
 PATH_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 

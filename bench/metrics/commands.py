@@ -60,6 +60,12 @@ def _error(message: str) -> int:
     return 1
 
 
+def _with_fix(exc: BaseException) -> str:
+    """``str(exc)`` and, for the project's errors that carry one, ``; fix: ...``."""
+    fix = getattr(exc, "fix", None)
+    return f"{exc}; fix: {fix}" if fix else str(exc)
+
+
 def _list_metrics() -> int:
     from bench.metrics import METRICS
     from bench.metrics.diversity import diversity_specs
@@ -109,6 +115,10 @@ def _diversity_command(args: argparse.Namespace) -> int:
     if not args.samples:
         print("bench score: error: diversity needs --samples S1.png S2.png ...", file=sys.stderr)
         return 2
+    if args.ref is None:
+        return _error("diversity is a full-reference score: pass --ref")
+    if args.crop_border:
+        return _error("diversity takes no --crop-border (the NTIRE 2021 scorer crops GT to a multiple of 8)")
     if len(args.samples) < 2:
         print(
             "bench score: error: diversity compares SR samples of one image: pass at least 2 --samples "
@@ -116,10 +126,6 @@ def _diversity_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.ref is None:
-        return _error("diversity is a full-reference score: pass --ref")
-    if args.crop_border:
-        return _error("diversity takes no --crop-border (the NTIRE 2021 scorer crops GT to a multiple of 8)")
     from bench.images import ImageError, read_image
     from bench.metrics.diversity import diversity_score, diversity_specs
 
@@ -135,12 +141,12 @@ def _diversity_command(args: argparse.Namespace) -> int:
         try:
             images.append(read_image(path).unsqueeze(0).to(device))
         except ImageError as exc:
-            return _error(f"--{role}: {exc}")
+            return _error(f"--{role}: {_with_fix(exc)}")
     hr, samples = images[0], images[1:]
     try:
         result = diversity_score(samples, hr, scale=scale)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
-        return _error(f"diversity: {exc}")
+        return _error(f"diversity: {_with_fix(exc)}")
     specs = diversity_specs(n_samples=len(samples), scale=scale)
     values = {k: float(v[0]) for k, v in result.items()}
     bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -209,7 +215,7 @@ def score_command(args: argparse.Namespace) -> int:
         try:
             images[role] = read_image(path).unsqueeze(0).to(device)
         except ImageError as exc:
-            return _error(f"--{role}: {exc}")
+            return _error(f"--{role}: {_with_fix(exc)}")
 
     kwargs = {"crop_border": args.crop_border}
     if args.scale is not None:
@@ -224,7 +230,7 @@ def score_command(args: argparse.Namespace) -> int:
         else:
             metric = factory(**kwargs)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
-        return _error(f"cannot build metric {name}: {exc}")
+        return _error(f"cannot build metric {name}: {_with_fix(exc)}")
     metric = metric.to(device)
     if metric.spec.full_reference and images["ref"] is None:
         return _error(f"{name} is a full-reference metric: pass --ref")
