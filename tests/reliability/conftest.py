@@ -17,10 +17,10 @@ from PIL import Image
 
 from bench.archs.rrdbnet import RRDBNet
 from bench.cli import main
-from bench.images import MAX_PIXELS_ENV
 
 TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 TINY_ASSET = "tiny-rrdb"
+MAX_PIXELS_ENV = "BENCH_MAX_PIXELS"
 
 
 @dataclass

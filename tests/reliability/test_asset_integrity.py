@@ -11,14 +11,8 @@ import pytest
 import torch
 import yaml
 
-from bench.assets import (
-    AssetError,
-    IntegrityError,
-    file_sha256,
-    load_state_dict,
-    read_metadata,
-    verified_sha256,
-)
+import bench.assets
+from bench.assets import AssetError, load_state_dict, read_metadata
 from bench.methods.cards import load_card
 from bench.methods.checkpoint import checkpoint_sha256, load_weights
 
@@ -28,9 +22,9 @@ def _sha(path) -> str:
 
 
 def test_intact_asset_loads_and_its_hash_is_the_files(tiny_asset):
-    digest = verified_sha256(tiny_asset.name)
+    digest = bench.assets.verified_sha256(tiny_asset.name)
     assert digest == _sha(tiny_asset.path) == read_metadata(tiny_asset.name)["sha256"]
-    assert verified_sha256(tiny_asset.path) == digest  # by stored path too (the runner's view)
+    assert bench.assets.verified_sha256(tiny_asset.path) == digest  # by stored path too (the runner's view)
     assert checkpoint_sha256(tiny_asset.name) == digest
     sd = load_state_dict(tiny_asset.name)
     assert all(torch.equal(sd[k], tiny_asset.state[k]) for k in tiny_asset.state)
@@ -44,11 +38,11 @@ def test_each_file_is_hashed_once_per_version(tiny_asset, tamper, monkeypatch):
     monkeypatch.setattr(store, "sha256_file", lambda p, *a: calls.append(str(p)) or real(p, *a))
     store._HASHES.clear()
     for _ in range(3):
-        verified_sha256(tiny_asset.name)
+        bench.assets.verified_sha256(tiny_asset.name)
         load_state_dict(tiny_asset.name)
     assert len(calls) == 1  # six uses, one hash
     tamper(tiny_asset.path)
-    assert file_sha256(tiny_asset.path) == _sha(tiny_asset.path)  # a new version is hashed again
+    assert bench.assets.file_sha256(tiny_asset.path) == _sha(tiny_asset.path)  # a new version is hashed again
     assert len(calls) == 2
 
 
@@ -63,11 +57,11 @@ def test_changed_asset_is_refused_on_load(tiny_asset, tamper, damage):
         path.write_bytes(path.read_bytes() + b"\0" * 8)
     else:
         path.write_bytes(b"\0" * 8 + path.read_bytes()[8:])
-    with pytest.raises(IntegrityError, match="has changed since it was stored") as exc:
+    with pytest.raises(bench.assets.IntegrityError, match="has changed since it was stored") as exc:
         load_state_dict(tiny_asset.name)
     assert str(path) in str(exc.value)
     assert exc.value.fix == f"python -m bench assets fetch {tiny_asset.name} --force"
-    with pytest.raises(IntegrityError):
+    with pytest.raises(bench.assets.IntegrityError):
         load_weights(tiny_asset.name)  # what every method adapter calls
 
 

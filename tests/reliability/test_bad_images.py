@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.images import DEFAULT_MAX_PIXELS, ImageError, read_array, read_image
+from bench.images import ImageError, read_image
 
 # what each bad file's error line must say
 REASONS = {
@@ -65,6 +65,8 @@ def test_pixel_limit(one_line_error, cli, rgb8, tmp_path, monkeypatch, command, 
 
 
 def test_default_pixel_limit_and_a_bad_setting(one_line_error, cli, rgb8, tmp_path, monkeypatch):
+    from bench.images import DEFAULT_MAX_PIXELS
+
     assert DEFAULT_MAX_PIXELS == 100_000_000
     monkeypatch.setenv("BENCH_MAX_PIXELS", "lots")
     one_line_error(cli("upscale", "bicubic", rgb8, tmp_path / "o.png"), 2, "BENCH_MAX_PIXELS='lots'")
@@ -146,6 +148,8 @@ def test_exif_orientation_is_applied(tmp_path, orientation, turn):
     src = tmp_path / "photo.png"
     Image.fromarray(arr).save(src, exif=exif)
     expected = np.rot90(arr, k=turn)  # 6: displayed turned 90 degrees clockwise; 8: counter-clockwise; 3: 180
+    from bench.images import read_array
+
     assert np.array_equal(read_array(src), expected)
 
 
