@@ -32,6 +32,10 @@ COMMANDS = {
     "upscale": (("upscale", "bicubic", "IN", "OUT"), 2),
     "score": (("score", "psnr", "--sr", "IN", "--ref", "IN"), 1),
     "downscale": (("downscale", "IN", "OUT"), 1),
+    "attack": (
+        ("attack", "pgd", "--steps", "1", "--method", "bicubic", "--lr", "IN", "--out", "OUT", "--loss", "l1"),
+        2,
+    ),
 }
 
 
@@ -194,7 +198,7 @@ def _failing_save(err: int, text: str):
 @pytest.mark.parametrize(
     ("err", "text"), [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")]
 )
-@pytest.mark.parametrize("command", ["upscale", "downscale"])
+@pytest.mark.parametrize("command", ["upscale", "downscale", "attack"])
 def test_failed_write_is_one_line_and_leaves_the_old_file(
     one_line_error, cli, rgb8, tmp_path, monkeypatch, command, err, text
 ):
@@ -204,7 +208,7 @@ def test_failed_write_is_one_line_and_leaves_the_old_file(
     dst.write_bytes(b"previous result")
     monkeypatch.setattr(Image.Image, "save", _failing_save(err, text))
     result = cli(*_argv(command, rgb8, dst))
-    code = 2 if command == "upscale" else 1
+    code = COMMANDS[command][1]
     one_line_error(result, code, f"cannot write {dst}", text, "fix:")
     assert dst.read_bytes() == b"previous result"  # not truncated: the write went to a temporary file
     assert sorted(p.name for p in out_dir.iterdir()) == ["result.png"]  # and that file is gone
@@ -218,3 +222,39 @@ def test_output_folder_that_is_a_file(one_line_error, cli, rgb8, tmp_path):
 def test_unknown_output_suffix(one_line_error, cli, rgb8, tmp_path):
     dst = tmp_path / "sr.unknown"
     one_line_error(cli("upscale", "bicubic", rgb8, dst), 2, f"cannot write {dst}", "'.unknown'")
+
+
+# ---- what reaches the command line's top level -----------------------------------------------------------------------
+
+
+def _command_raising(exc: BaseException):
+    def command(args):
+        raise exc
+
+    return command
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "fragments"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/data/run/x.json"), 1, ("No space left on device: /data",)),
+        (PermissionError(errno.EACCES, "Permission denied", "/data/run"), 1, ("Permission denied: /data/run",)),
+        (MemoryError(), 1, ("out of memory", "--max-pixels")),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"), 1, ("out of memory",)),
+        (ImageError("image x.png is odd", fix="use y"), 2, ("image x.png is odd; fix: use y",)),
+    ],
+    ids=["enospc", "eacces", "memory", "torch-oom", "bench-error"],
+)
+def test_top_level_turns_environment_failures_into_one_line(cli, one_line_error, monkeypatch, exc, code, fragments):
+    import bench.methods.commands
+
+    monkeypatch.setattr(bench.methods.commands, "upscale_command", _command_raising(exc))
+    one_line_error(cli("upscale", "bicubic", "in.png", "out.png"), code, *fragments)
+
+
+def test_top_level_does_not_hide_bugs(cli, monkeypatch):
+    import bench.methods.commands
+
+    monkeypatch.setattr(bench.methods.commands, "upscale_command", _command_raising(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli("upscale", "bicubic", "in.png", "out.png")
