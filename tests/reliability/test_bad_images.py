@@ -237,18 +237,26 @@ def _command_raising(exc: BaseException):
 @pytest.mark.parametrize(
     ("exc", "code", "fragments"),
     [
-        (OSError(errno.ENOSPC, "No space left on device", "/data/run/x.json"), 1, ("No space left on device: /data",)),
-        (PermissionError(errno.EACCES, "Permission denied", "/data/run"), 1, ("Permission denied: /data/run",)),
-        (MemoryError(), 1, ("out of memory", "--max-pixels")),
-        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"), 1, ("out of memory",)),
-        (ImageError("image x.png is odd", fix="use y"), 2, ("image x.png is odd; fix: use y",)),
+        (
+            lambda: OSError(errno.ENOSPC, "No space left on device", "/data/x.json"),
+            1,
+            ("No space left on device: /data",),
+        ),
+        (lambda: PermissionError(errno.EACCES, "Permission denied", "/data/run"), 1, ("Permission denied: /data/run",)),
+        (lambda: MemoryError(), 1, ("out of memory", "--max-pixels")),
+        (
+            lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1GB"),
+            1,
+            ("out of memory",),
+        ),
+        (lambda: ImageError("image x.png is odd", fix="use y"), 2, ("image x.png is odd; fix: use y",)),
     ],
     ids=["enospc", "eacces", "memory", "torch-oom", "bench-error"],
 )
 def test_top_level_turns_environment_failures_into_one_line(cli, one_line_error, monkeypatch, exc, code, fragments):
     import bench.methods.commands
 
-    monkeypatch.setattr(bench.methods.commands, "upscale_command", _command_raising(exc))
+    monkeypatch.setattr(bench.methods.commands, "upscale_command", _command_raising(exc()))
     one_line_error(cli("upscale", "bicubic", "in.png", "out.png"), code, *fragments)
 
 
