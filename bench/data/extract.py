@@ -51,8 +51,8 @@ def safe_member_path(name: str, archive: str) -> PurePosixPath | None:
 
 
 def _zip_is_link(info: zipfile.ZipInfo) -> bool:
-    mode = info.external_attr >> 16  # unix mode bits when the zip was made on unix, else 0
-    return bool(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    kind = stat.S_IFMT(info.external_attr >> 16)  # unix file type when the zip was made on unix, else 0
+    return kind not in (0, stat.S_IFREG, stat.S_IFDIR)
 
 
 def _members(archive: Path) -> tuple[str, list[tuple[PurePosixPath, int, object]]]:
