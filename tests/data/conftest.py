@@ -58,7 +58,8 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             body = data[start:]
             cut = path in state.cut_first and not state.requests_for(path)
             sent = len(body) // 2 if cut else len(body)
-            state.log.append({"path": path, "range": self.headers.get("Range"), "status": 206 if m else 200, "sent": sent})
+            status = 206 if m else 200
+            state.log.append({"path": path, "range": self.headers.get("Range"), "status": status, "sent": sent})
             self.send_response(206 if m else 200)
             if m:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -75,7 +76,7 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def kit():
-    """This module: ``kit.build_replica(name)``, ``kit.write_replica_manifest(...)``, ``kit.zip_bytes(...)``, ``kit.png``."""
+    """This module, for its helpers: ``kit.build_replica(name)``, ``kit.write_replica_manifest(...)``, ..."""
     import sys
 
     return sys.modules[__name__]
