@@ -494,8 +494,8 @@ class DatasetStore:
                     bad[name] = f
             images[s] = len(r.entries) - sum(1 for n in bad if n in r.entries)
             failures[s] = len(bad)
-            for f in list(bad.values())[:5]:
-                warnings.append(f"x{s}: {f.message}")
+            for f in list(bad.values())[:5]:  # paths as they will be once the folder is in place
+                warnings.append(f"x{s}: " + f.message.replace(str(folder), str(self.folder(m.name))))
             want = m.images.get(s)
             if want is not None and len(r.names()) != want:
                 warnings.append(f"x{s}: {len(r.names())} images found, the manifest expects {want}")

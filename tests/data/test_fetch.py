@@ -329,3 +329,35 @@ def test_registered_factory_reads_fetched_data(kit, server, tmp_path, monkeypatc
     s = ds["0802"]
     assert s.hr.shape == (3, 8, 8) and s.lr is None
     assert "DIV2K validation HR" in ds.description and os.fspath(ds.folder).startswith(str(tmp_path))
+
+
+def test_fetch_counts_pairing_failures_and_names_final_paths(kit, tmp_path) -> None:
+    """A set whose archive holds an HR-sized LR and an HR without LR: fetched (the other images are good), the
+    failures counted and named with the paths they will have, and the dataset reads the good ones."""
+    import io
+    import zipfile
+
+    replica = kit.build_replica("ntire20-t1-val")
+    hr_png, _ = kit.png(24, 36, 7)
+    gt = zipfile.ZipFile(io.BytesIO(replica.archives["track1-valid-gt.zip"]))
+    lr = zipfile.ZipFile(io.BytesIO(replica.archives["Corrupted-va-x.zip"]))
+    gt_members = {n: gt.read(n) for n in gt.namelist()} | {
+        "track1-valid-gt/0803.png": hr_png,
+        "track1-valid-gt/0804.png": hr_png,
+    }
+    lr_members = {n: lr.read(n) for n in lr.namelist()} | {"0803.png": hr_png}
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "track1-valid-gt.zip").write_bytes(kit.zip_bytes(gt_members))
+    (local / "Corrupted-va-x.zip").write_bytes(kit.zip_bytes(lr_members))
+    kit.write_replica_manifest(replica, tmp_path / "manifests")
+    store = _store(tmp_path)
+    result = store.fetch("ntire20-t1-val", from_paths=(local,))
+    assert result.images == {4: 2} and result.failures == {4: 2}
+    final = str(store.folder("ntire20-t1-val"))
+    assert any("0803" in w and "24x36" in w and "6x9" in w and final in w for w in result.warnings)
+    assert not any(".tmp-" in w for w in result.warnings)
+    ds = build_manifest_dataset("ntire20-t1-val", store=store)
+    assert ds.names() == ["0801", "0802", "0803", "0804"]
+    assert [f.name for f in ds.failures()] == ["0803", "0804"]
+    assert ds["0801"].lr.shape == (3, 6, 9)
