@@ -56,3 +56,8 @@ class Dataset:
 
     def __getitem__(self, name: str) -> Sample:
         return self.load(name)
+
+    def failures(self) -> list:
+        """Images of ``names()`` known not to load, as :class:`bench.data.pairing.PairingFailure` (none by default;
+        ``load`` of such an image raises :class:`bench.data.pairing.PairingError`)."""
+        return []

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.data import DATASETS
 from bench.data.base import Dataset, Sample
 from bench.data.embedded import center_crop
-from bench.data.pairing import PairEntry, PairingError, PairingFailure, size_failure
+from bench.data.pairing import PairEntry, PairingError, PairingFailure, check_entry, size_failure
 from bench.images import modcrop, read_image
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,19 @@ class FolderDataset(Dataset):
                 PairingFailure(name, f"{name}: HR {self._hr[name]} has no LR in {self.lr_dir}", self._hr[name], None)
             )
         return _load_pair(self._hr[name], self._lr.get(name), self.scale, self.crop)
+
+    def failures(self) -> list[PairingFailure]:
+        """HR images without LR, and pairs whose sizes break the rule (read from the files' headers)."""
+        if self.lr_dir is None:
+            return []
+        out = []
+        for name, hr in self._hr.items():
+            lr = self._lr.get(name)
+            if lr is None:
+                out.append(PairingFailure(name, f"{name}: HR {hr} has no LR in {self.lr_dir}", hr, None))
+            elif (f := check_entry(PairEntry(name, hr, lr), self.scale, True, False)) is not None:
+                out.append(f)
+        return out
 
     def __repr__(self) -> str:
         return f"FolderDataset({str(self.hr_dir)!r}, lr_dir={self.lr_dir}, scale={self.scale}, crop={self.crop})"

@@ -135,6 +135,17 @@ def _hash_tree(root: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _unwrap(folder: Path) -> None:
+    """``X/X/...`` -> ``X/...``: an archive declared to unpack into ``X`` that holds a single top folder ``X`` itself
+    (both ways of zipping a folder are common) lands the same way."""
+    entries = list(folder.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name == folder.name:
+        inner = folder.with_name(folder.name + ".unwrap")
+        os.replace(entries[0], inner)
+        folder.rmdir()
+        os.replace(inner, folder)
+
+
 def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -317,6 +328,8 @@ class DatasetStore:
                 for src, path, _, _ in checked:  # every archive checked before any is extracted
                     written = extract_archive(path, tmp / src.extract_to, bound)
                     bound -= sum(p.stat().st_size for p in written)
+                    if src.extract_to:
+                        _unwrap(tmp / src.extract_to)
                 sources = [
                     {
                         "file": s.file,

@@ -361,3 +361,24 @@ def test_fetch_counts_pairing_failures_and_names_final_paths(kit, tmp_path) -> N
     assert ds.names() == ["0801", "0802", "0803", "0804"]
     assert [f.name for f in ds.failures()] == ["0803", "0804"]
     assert ds["0801"].lr.shape == (3, 6, 9)
+
+
+def test_archive_with_its_own_top_folder_lands_the_same(kit, tmp_path) -> None:
+    """Corrupted-va-x.zip is assumed flat (unpacked into Corrupted-va-x/); one holding that folder itself works too."""
+    import io
+    import zipfile
+
+    replica = kit.build_replica("ntire20-t1-val")
+    flat = zipfile.ZipFile(io.BytesIO(replica.archives["Corrupted-va-x.zip"]))
+    replica.archives["Corrupted-va-x.zip"] = kit.zip_bytes(
+        {f"Corrupted-va-x/{n}": flat.read(n) for n in flat.namelist()}
+    )
+    kit.write_replica_manifest(replica, tmp_path / "manifests")
+    local = tmp_path / "local"
+    local.mkdir()
+    for file, data in replica.archives.items():
+        (local / file).write_bytes(data)
+    store = _store(tmp_path)
+    store.fetch("ntire20-t1-val", from_paths=(local,))
+    assert (store.folder("ntire20-t1-val") / "Corrupted-va-x" / "0801.png").is_file()
+    _check_samples(store, replica)

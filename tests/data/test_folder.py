@@ -80,6 +80,7 @@ def test_missing_lr_and_small_lr(tmp_path: Path) -> None:
     assert ds.names() == ["a", "b"] and ds["a"].lr.shape == (3, 4, 4)
     with pytest.raises(PairingError, match=r"b: HR .*b\.png has no LR"):
         ds["b"]
+    assert [f.name for f in ds.failures()] == ["b"]
 
 
 def test_broken_image_names_the_file(tmp_path: Path) -> None:
