@@ -299,9 +299,9 @@ class DatasetStore:
             return FetchResult(self.folder(name), already=True)
         self.root.mkdir(parents=True, exist_ok=True)
         lock = read_lock(self.lock_path)
+        for stale in [*self.root.glob(f".tmp-{name}-*"), *self.root.glob(f".old-{name}-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed fetch (one fetch per dataset at a time)
         tmp = self.root / f".tmp-{name}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
         new_lock: dict[tuple[str, str], tuple[str, int]] = {}
         downloaded: list[Path] = []
         warnings: list[str] = []

@@ -291,6 +291,11 @@ def test_partial_temp_folder_is_partial(kit, tmp_path) -> None:
     assert store.status("div2k-val").state == "partial"
     (tmp_path / "data" / "div2k-val" / "DIV2K_valid_HR").mkdir(parents=True)  # a folder without ready-marker
     assert store.status("div2k-val").detail == "no ready-marker"
+    archive = tmp_path / "DIV2K_valid_HR.zip"
+    archive.write_bytes(replica.archives["DIV2K_valid_HR.zip"])
+    store.fetch("div2k-val", from_paths=(archive,))  # a new fetch clears what a killed one left
+    assert store.status("div2k-val").state == "ready"
+    assert not list((tmp_path / "data").glob(".tmp-*"))
 
 
 def test_registry_resolves_manifest_names(tmp_path, monkeypatch) -> None:
