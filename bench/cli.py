@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.assets.commands",  # assets list|fetch|verify
     "bench.methods.commands",  # upscale, methods
     "bench.data.commands",  # downscale
+    "bench.data.datasets_commands",  # datasets list|fetch|verify|info
     "bench.metrics.commands",  # score
     "bench.attacks.commands",  # attack
     "bench.train.commands",  # train

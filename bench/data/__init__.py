@@ -3,7 +3,7 @@
 from bench.data.base import Dataset, Sample
 from bench.registry import Registry
 
-DATASETS: Registry = Registry("dataset", modules=("bench.data.embedded", "bench.data.folder"))
+DATASETS: Registry = Registry("dataset", modules=("bench.data.embedded", "bench.data.folder", "bench.data.catalog"))
 
 __all__ = ["DATASETS", "Dataset", "Sample", "build_dataset"]
 

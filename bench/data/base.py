@@ -1,4 +1,4 @@
-"""The dataset interface: an ordered collection of named HR images (and optionally their own LR)."""
+"""The dataset interface: an ordered collection of named HR images (and optionally their own LR, or only an LR)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,23 @@ class Sample:
 
     Attributes:
         name: stable identifier (file stem), used in records and seeds.
-        hr: (3, H, W) float32 in [0, 1], modcropped to the dataset's scale.
+        hr: (3, H, W) float32 in [0, 1], modcropped to the dataset's scale; ``None`` for a set without ground truth
+            (NTIRE 2020 track 2 / DPED): only no-reference metrics apply.
         lr: (3, H/scale, W/scale) when the dataset ships its own LR (real-world sets); ``None`` = synthesise it.
     """
 
     name: str
-    hr: torch.Tensor
+    hr: torch.Tensor | None
     lr: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.hr is None and self.lr is None:
+            raise ValueError(f"sample {self.name!r} has neither HR nor LR")
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """Whether full-reference metrics can be computed (an HR is present)."""
+        return self.hr is not None
 
 
 class Dataset:
@@ -29,6 +39,7 @@ class Dataset:
     name: str = ""
     scale: int = 4
     description: str = ""
+    has_ground_truth: bool = True  # False: samples carry only an LR (no-reference metrics only)
 
     def names(self) -> list[str]:
         raise NotImplementedError
@@ -45,3 +56,8 @@ class Dataset:
 
     def __getitem__(self, name: str) -> Sample:
         return self.load(name)
+
+    def failures(self) -> list:
+        """Images of ``names()`` known not to load, as :class:`bench.data.pairing.PairingFailure` (none by default;
+        ``load`` of such an image raises :class:`bench.data.pairing.PairingError`)."""
+        return []

@@ -2,8 +2,11 @@
 
 Files are taken in name order; images are read as 8-bit RGB (``bench.images.read_image``). LR files are paired with HR
 files by stem: ``0801.png`` matches ``0801.png``, ``0801x4.png``, ``0801_x4.png``, ``0801_LR.png`` or ``0801_lr.png``
-(any image suffix). The HR is modcropped to the scale; a given LR must be at least (H/scale, W/scale) and is cropped to
-exactly that (its bottom/right, like modcrop).
+(any image suffix). The HR is modcropped to the scale; a given LR must be exactly (H/scale, W/scale) after that modcrop
+-- an LR of any other size (one stored at HR size, say) is never cropped: loading that image raises
+:class:`~bench.data.pairing.PairingError` naming both sizes. An HR without an LR stays in ``names()`` and fails the same
+way when loaded, so the runner records a failure row for it and goes on with the others. For real datasets with
+their own file names (RealSR's ``*_HR``/``*_LR4``, ...), use their manifests (:mod:`bench.data.catalog`).
 
 Example::
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from bench.data import DATASETS
 from bench.data.base import Dataset, Sample
 from bench.data.embedded import center_crop
+from bench.data.pairing import PairEntry, PairingError, PairingFailure, check_entry, size_failure
 from bench.images import ImageError, modcrop, read_image
 
 logger = logging.getLogger(__name__)
@@ -49,8 +53,9 @@ class FolderDataset(Dataset):
         name: dataset name for records (default: the folder's name).
 
     Raises:
-        FileNotFoundError: a folder is missing, empty, or an HR image has no LR partner.
-        bench.images.ImageError: (on load) a file that cannot be decoded, or an LR of the wrong size; names the file.
+        FileNotFoundError: a folder is missing or empty, or no HR image at all has an LR partner.
+        bench.data.pairing.PairingError: (on load) an HR without LR, or an LR that is not exactly HR/scale.
+        bench.images.ImageError: (on load) a file that cannot be decoded; names the file.
     """
 
     def __init__(
@@ -86,11 +91,11 @@ class FolderDataset(Dataset):
                     missing.append(stem)
                 else:
                     self._lr[stem] = match
+            if missing and not self._lr:
+                raise FileNotFoundError(f"no HR image of {self.hr_dir} has an LR in {self.lr_dir} (paired by stem)")
             if missing:
                 shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-                raise FileNotFoundError(
-                    f"{len(missing)} HR images of {self.hr_dir} have no LR in {self.lr_dir}: {shown}"
-                )
+                logger.warning("%d HR images of %s have no LR in %s: %s", len(missing), self.hr_dir, self.lr_dir, shown)
         kind = "HR/LR pairs" if self.lr_dir else "HR images (LR = MATLAB bicubic)"
         where = f", centre-cropped to {crop}x{crop} HR" if crop else ""
         self.description = f"{len(self._hr)} {kind} from {self.hr_dir}, x{scale}{where}"
@@ -101,7 +106,24 @@ class FolderDataset(Dataset):
     def load(self, name: str) -> Sample:
         if name not in self._hr:
             raise KeyError(f"{name!r} is not in {self.hr_dir}")
+        if self.lr_dir is not None and name not in self._lr:
+            raise PairingError(
+                PairingFailure(name, f"{name}: HR {self._hr[name]} has no LR in {self.lr_dir}", self._hr[name], None)
+            )
         return _load_pair(self._hr[name], self._lr.get(name), self.scale, self.crop)
+
+    def failures(self) -> list[PairingFailure]:
+        """HR images without LR, and pairs whose sizes break the rule (read from the files' headers)."""
+        if self.lr_dir is None:
+            return []
+        out = []
+        for name, hr in self._hr.items():
+            lr = self._lr.get(name)
+            if lr is None:
+                out.append(PairingFailure(name, f"{name}: HR {hr} has no LR in {self.lr_dir}", hr, None))
+            elif (f := check_entry(PairEntry(name, hr, lr), self.scale, True, False)) is not None:
+                out.append(f)
+        return out
 
     def __repr__(self) -> str:
         return f"FolderDataset({str(self.hr_dir)!r}, lr_dir={self.lr_dir}, scale={self.scale}, crop={self.crop})"
@@ -118,12 +140,10 @@ def _load_pair(hr_path: Path, lr_path: Path | None, scale: int, crop: int | None
     lr = None
     if lr_path is not None:
         lr = read_image(lr_path)
-        h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
-        if lr.shape[-2] < h or lr.shape[-1] < w:
-            raise ImageError(
-                f"LR image {lr_path} is {lr.shape[-2]}x{lr.shape[-1]}, smaller than HR {hr_path} / {scale} ({h}x{w})"
-            )
-        lr = lr[..., :h, :w]
+        entry = PairEntry(hr_path.stem, hr_path, lr_path)
+        failure = size_failure(entry, tuple(full.shape[-2:]), tuple(lr.shape[-2:]), scale, True, False)
+        if failure is not None:
+            raise PairingError(failure)
     if crop is not None:
         full_h, full_w = hr.shape[-2:]
         hr = center_crop(hr, crop, scale)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from bench.data import DATASETS, build_dataset
 from bench.data.folder import FolderDataset
+from bench.data.pairing import PairingError
 from bench.images import ImageError
 
 
@@ -36,13 +37,21 @@ def test_lr_pairing_by_stem(tmp_path: Path) -> None:
     _write(tmp_path / "hr" / "0801.png", 32, 40, 1)
     _write(tmp_path / "hr" / "0802.png", 32, 40, 2)
     lr1 = _write(tmp_path / "lr" / "0801x4.png", 8, 10, 3)
-    _write(tmp_path / "lr" / "0802.png", 9, 11, 4)  # larger than HR/4: cropped bottom/right
+    _write(tmp_path / "lr" / "0802.png", 9, 11, 4)  # larger than HR/4: refused, never cropped
     ds = DATASETS.get("folder")(path=tmp_path / "hr", lr_path=tmp_path / "lr")
     s = ds["0801"]
     assert s.lr is not None and s.lr.shape == (3, 8, 10)
     torch.testing.assert_close(s.lr, torch.from_numpy(lr1.transpose(2, 0, 1) / 255.0).float())
-    assert ds["0802"].lr.shape == (3, 8, 10)
+    with pytest.raises(PairingError, match=r"9x11 .*HR / 4 = 8x10"):
+        ds["0802"]
     assert "pairs" in ds.description
+
+
+def test_hr_sized_lr_is_refused_not_cropped(tmp_path: Path) -> None:
+    _write(tmp_path / "hr" / "a.png", 16, 20, 1)
+    _write(tmp_path / "lr" / "a.png", 16, 20, 2)
+    with pytest.raises(PairingError, match=r"16x20 .*4x5"):
+        FolderDataset(tmp_path / "hr", tmp_path / "lr")["a"]
 
 
 def test_crop_keeps_hr_and_lr_aligned(tmp_path: Path) -> None:
@@ -59,11 +68,19 @@ def test_missing_lr_and_small_lr(tmp_path: Path) -> None:
     _write(tmp_path / "hr" / "a.png", 16, 16, 1)
     (tmp_path / "lr").mkdir()
     _write(tmp_path / "lr" / "zzz.png", 4, 4, 2)
-    with pytest.raises(FileNotFoundError, match="no LR"):
+    with pytest.raises(FileNotFoundError, match="has an LR"):
         FolderDataset(tmp_path / "hr", tmp_path / "lr")
     _write(tmp_path / "lr" / "a.png", 3, 4, 3)
     with pytest.raises(ImageError, match=r"a\.png"):
         FolderDataset(tmp_path / "hr", tmp_path / "lr")["a"]
+    # an HR without LR among paired ones: that image fails when loaded, the others load
+    _write(tmp_path / "hr" / "b.png", 16, 16, 4)
+    _write(tmp_path / "lr" / "a.png", 4, 4, 5)
+    ds = FolderDataset(tmp_path / "hr", tmp_path / "lr")
+    assert ds.names() == ["a", "b"] and ds["a"].lr.shape == (3, 4, 4)
+    with pytest.raises(PairingError, match=r"b: HR .*b\.png has no LR"):
+        ds["b"]
+    assert [f.name for f in ds.failures()] == ["b"]
 
 
 def test_broken_image_names_the_file(tmp_path: Path) -> None:
