@@ -6,6 +6,8 @@
 - ``lpips``: ``conv1``..``conv5`` (AlexNet, torchvision ``features`` order) or ``conv1``..``conv13`` (VGG16)
   ``.weight`` (OIHW) / ``.bias``, and ``lin0``..``lin4.weight`` of shape (1, C, 1, 1), float32.
 - ``niqe``: ``mu_pris_param`` (1, 36), ``cov_pris_param`` (36, 36), ``gaussian_window`` (7, 7), float64.
+- ``brisque``: ``support_vectors`` (S, 36), ``dual_coef`` (S,), ``rho`` (1,), ``gamma`` (1,), ``range_min`` (36,),
+  ``range_max`` (36,), ``range_bounds`` (2,), float64 (libsvm RBF epsilon-SVR + ``svm-scale`` ranges).
 
 :func:`check_layout` validates a converted state dict and returns what the metadata records (e.g. the RRDBNet
 arguments inferred from the shapes).
@@ -31,6 +33,7 @@ VGG16_CONVS = tuple(
 )  # fmt: skip
 LPIPS_HEADS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
 NIQE_SHAPES = {"mu_pris_param": (1, 36), "cov_pris_param": (36, 36), "gaussian_window": (7, 7)}
+BRISQUE_SHAPES = {"rho": (1,), "gamma": (1,), "range_min": (36,), "range_max": (36,), "range_bounds": (2,)}
 
 _BODY = re.compile(r"^body\.(\d+)\.")
 
@@ -106,7 +109,15 @@ def check_niqe(sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any]) -> dict[
     return {}
 
 
-_CHECKS = {"rrdbnet": check_rrdbnet, "lpips": check_lpips, "niqe": check_niqe}
+def check_brisque(sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any]) -> dict[str, Any]:
+    n = int(sd["dual_coef"].shape[0]) if "dual_coef" in sd and sd["dual_coef"].ndim == 1 else -1
+    want = dict(BRISQUE_SHAPES, support_vectors=(n, 36), dual_coef=(n,))
+    _diff({k: tuple(v.shape) for k, v in sd.items()}, want, "BRISQUE SVR model")
+    _check_dtype(sd, torch.float64, "brisque")
+    return {"support_vectors": n}
+
+
+_CHECKS = {"rrdbnet": check_rrdbnet, "lpips": check_lpips, "niqe": check_niqe, "brisque": check_brisque}
 
 
 def check_layout(kind: str, sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ METRICS: Registry = Registry(
         "bench.metrics.lpips",
         "bench.metrics.niqe",
         "bench.metrics.lr_psnr",
+        "bench.metrics.brisque",
+        "bench.metrics.piqe",
         "bench.metrics.pyiqa_backend",
     ),
 )

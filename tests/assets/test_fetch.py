@@ -338,6 +338,7 @@ def test_packaged_manifest():
         "lpips-vgg",
         "niqe-pristine",
         "esrgan-x4",
+        "brisque-live",
     ]
     for spec in list_assets():
         assert spec.sources and spec.license and spec.paper
@@ -348,6 +349,7 @@ def test_packaged_manifest():
     assert get_spec("esrgan-x4").source_types() == ["url"] and not get_spec("esrgan-x4").sources[0].verified
     assert get_spec("realesrgan-x4plus").sources[0].files[0].sha256.startswith("4fa0d389")
     assert get_spec("lpips-alex").sources[0].files[0].sha256.startswith("7be5be79")  # torchvision's name prefix
+    assert get_spec("brisque-live").source_types() == ["url", "pypi"] and get_spec("brisque-live").kind == "brisque"
 
 
 # ---- command line ----------------------------------------------------------------------------------------------
