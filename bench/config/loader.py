@@ -310,10 +310,13 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], data: Any) -
         for lead in ("Value error, ", "Assertion failed, "):
             if msg.startswith(lead):
                 msg = msg[len(lead) :]
-        if err["type"] not in ("value_error", "assertion_error", "missing"):
-            msg = f"{msg}, got {err.get('input')!r}"
         key = dotted_key(loc, data)
-        out.append((key if err["type"] == "missing" else "", f"{key}: {msg}"))
+        if err["type"] == "missing":
+            out.append((key, f"missing required key {key!r}"))
+            continue
+        if err["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg}, got {err.get('input')!r}"
+        out.append(("", f"{key}: {msg}"))
     return [line for missing, line in out if not (missing and missing in suggested)]
 
 
