@@ -191,7 +191,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
                 node[part] = {}
             node = node[part]
         else:
-            raise ValueError(f"{where} is a {type(node).__name__}, it has no key {part!r}")
+            raise ValueError(f"{where} is {node!r}, not a mapping or a list: it has no key {part!r}")
 
 
 def apply_overrides(data: dict[str, Any], expressions: Sequence[str]) -> list[str]:
