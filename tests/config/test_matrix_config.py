@@ -177,3 +177,14 @@ def test_matrices_are_frozen_and_keep_positional_construction(tmp_path: Path) ->
     }
     with pytest.raises(ValueError, match="crop"):
         DatasetEntry("embedded-eval", "big")
+
+
+def test_run_with_bad_set_yaml_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from bench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--matrix", str(_matrix(tmp_path)), "--out", str(out), "--set", "seeds=[0, 1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: matrix ") and "--set seeds: the value '[0, 1' is not valid YAML" in err
+    assert "\n" not in err and "Traceback" not in err
+    assert not out.exists()
