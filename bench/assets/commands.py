@@ -97,10 +97,11 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from bench.assets import get_spec, is_stored, list_assets, verify
+    from bench.assets import get_spec, is_partly_stored, list_assets, stored_path, verify
+    from bench.assets.store import metadata_path
 
     try:
-        specs = [get_spec(n) for n in args.names] if args.names else [s for s in list_assets() if is_stored(s)]
+        specs = [get_spec(n) for n in args.names] if args.names else [s for s in list_assets() if is_partly_stored(s)]
     except KeyError as exc:
         print(f"error: {exc.args[0]}")
         return 2
@@ -109,12 +110,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return 0
     bad = 0
     for spec in specs:
-        if not is_stored(spec):
-            print(f"MISSING {spec.name}")
+        path, meta = stored_path(spec), metadata_path(spec)
+        if not path.is_file() or not meta.is_file():
+            absent = " and ".join(str(p) for p in (path, meta) if not p.is_file())
+            print(f"MISSING {spec.name}  ({absent} absent; run: python -m bench assets fetch {spec.name} --force)")
             bad += 1
         elif verify(spec):
             print(f"ok      {spec.name}")
         else:
-            print(f"BAD     {spec.name}  (sha256 differs from its metadata; run: python -m bench assets fetch --force)")
+            print(
+                f"BAD     {spec.name}  ({path}: sha256 differs from its metadata; "
+                f"run: python -m bench assets fetch {spec.name} --force)"
+            )
             bad += 1
     return 1 if bad else 0

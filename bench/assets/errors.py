@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from bench.errors import BenchError
 
-class AssetError(RuntimeError):
+
+class AssetError(BenchError, RuntimeError):
     """An asset could not be fetched, converted, stored or verified (the message says which source and why)."""
 
 
@@ -24,3 +26,8 @@ class ChecksumError(DownloadError):
 
 class ConversionError(AssetError, ValueError):
     """A source file is not in the format its converter expects (truncated, extra bytes, wrong keys, ...)."""
+
+
+class IntegrityError(AssetError):
+    """A stored asset's bytes no longer match the sha256 recorded when it was converted (edited, truncated, corrupt);
+    the message names the file and ``fix`` the command that stores it again."""

@@ -22,6 +22,7 @@ import os
 import pickle
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch
 import bench
 from bench.assets.archive import extract_members
 from bench.assets.download import cached_or_download, sha256_file
-from bench.assets.errors import AssetError
+from bench.assets.errors import AssetError, IntegrityError
 from bench.assets.layouts import check_layout
 from bench.assets.manifest import AssetSpec, PypiSource, Source, UrlSource, load_manifest
 from bench.paths import bench_home
@@ -97,11 +98,88 @@ def is_stored(name: str | AssetSpec) -> bool:
 
 
 def read_metadata(name: str | AssetSpec) -> dict[str, Any]:
-    """The ``<name>.json`` metadata of a stored asset (``AssetError`` if it is not stored)."""
-    path = metadata_path(name)
+    """The ``<name>.json`` metadata of a stored asset (``AssetError`` if it is not stored or not valid JSON)."""
+    spec = get_spec(name)
+    path = metadata_path(spec)
     if not path.is_file():
-        raise AssetError(f"asset {get_spec(name).name!r} is not stored (run: python -m bench assets fetch)")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise AssetError(
+            f"asset {spec.name!r} is not stored (no {path})", fix=f"python -m bench assets fetch {spec.name}"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssetError(
+            f"asset {spec.name!r}: metadata {path} is not valid JSON ({exc})",
+            fix=f"python -m bench assets fetch {spec.name} --force",
+        ) from exc
+    if not isinstance(meta, dict):
+        raise AssetError(
+            f"asset {spec.name!r}: metadata {path} is not a JSON object",
+            fix=f"python -m bench assets fetch {spec.name} --force",
+        )
+    return meta
+
+
+# sha256 of files already hashed in this process, keyed by (resolved path, size, mtime_ns, inode): a file is hashed
+# once per process unless it is replaced or rewritten (which changes its mtime, size or inode).
+_HASHES: dict[tuple[str, int, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, computed once per process for each (path, size, mtime_ns, inode).
+
+    Raises ``FileNotFoundError`` for a missing file. A file that changes while it is hashed is hashed, not cached.
+    """
+    resolved = Path(path).resolve()
+    before = resolved.stat()
+    key = (str(resolved), before.st_size, before.st_mtime_ns, before.st_ino)
+    with _HASHES_LOCK:
+        cached = _HASHES.get(key)
+    if cached is not None:
+        return cached
+    digest = sha256_file(resolved)
+    after = resolved.stat()
+    if (after.st_size, after.st_mtime_ns, after.st_ino) == key[1:]:
+        with _HASHES_LOCK:
+            _HASHES[key] = digest
+    return digest
+
+
+def verified_sha256(name: str | os.PathLike[str] | AssetSpec) -> str:
+    """The sha256 of the bytes of a stored asset, checked against the sha256 recorded when it was stored.
+
+    Args:
+        name: an asset name (or :class:`AssetSpec`), or the path of a stored ``<name>.safetensors`` (its
+            ``<name>.json`` beside it holds the expected hash).
+
+    Returns the hash (hashed once per process per file version, see :func:`file_sha256`): what a result's provenance
+    records, so a changed file can never share a cell key with the original. Raises :class:`IntegrityError` (file
+    and fix named) when the bytes differ from the metadata, :class:`AssetError` when the asset is not stored.
+    """
+    if isinstance(name, AssetSpec) or not _is_path(name):
+        spec = get_spec(name)
+        path, meta_path, label = stored_path(spec), metadata_path(spec), spec.name
+    else:
+        path = Path(name)
+        meta_path, label = path.with_suffix(".json"), path.stem
+    fix = f"python -m bench assets fetch {label} --force"
+    if not path.is_file():
+        raise AssetError(f"asset {label!r} is not stored: {path} is missing", fix=fix)
+    try:
+        expected = json.loads(meta_path.read_text(encoding="utf-8")).get("sha256")
+    except FileNotFoundError:
+        raise AssetError(f"asset {label!r}: {path} has no metadata {meta_path}", fix=fix) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise AssetError(f"asset {label!r}: metadata {meta_path} is not a valid JSON object ({exc})", fix=fix) from exc
+    actual = file_sha256(path)
+    if actual != expected:
+        raise IntegrityError(
+            f"asset {label!r}: {path} has changed since it was stored (sha256 {actual[:16]}..., "
+            f"metadata says {str(expected)[:16]}...); refusing to use it",
+            fix=fix,
+        )
+    return actual
 
 
 def _url_cache_name(url: str) -> str:
@@ -265,9 +343,19 @@ def load_state_dict(
         from bench.assets.checkpoint import load_checkpoint
 
         return {k: v.to(device) for k, v in load_checkpoint(Path(name)).items()}
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(ensure(name)), device=str(torch.device(device)))
+    path = ensure(name)
+    verified_sha256(name)  # IntegrityError for bytes changed since they were stored
+    try:
+        return load_file(str(path), device=str(torch.device(device)))
+    except SafetensorError as exc:  # only reachable when the metadata was rewritten to match a broken file
+        spec = get_spec(name)
+        raise AssetError(
+            f"asset {spec.name!r}: {path} is not a valid safetensors file ({exc})",
+            fix=f"python -m bench assets fetch {spec.name} --force",
+        ) from exc
 
 
 def verify(name: str | AssetSpec) -> bool:
@@ -276,7 +364,11 @@ def verify(name: str | AssetSpec) -> bool:
     if not is_stored(spec):
         logger.warning("%s is not stored", spec.name)
         return False
-    expected = read_metadata(spec).get("sha256")
+    try:
+        expected = read_metadata(spec).get("sha256")
+    except AssetError as exc:
+        logger.warning("%s", exc)
+        return False
     actual = sha256_file(stored_path(spec))
     if actual != expected:
         logger.warning("%s: stored file sha256 %s differs from its metadata %s", spec.name, actual, expected)
@@ -284,6 +376,12 @@ def verify(name: str | AssetSpec) -> bool:
     return True
 
 
+def is_partly_stored(name: str | AssetSpec) -> bool:
+    """True when the asset's ``.safetensors`` or its ``.json`` exists (what :func:`verify_all` and ``assets verify``
+    look at, so a file deleted beside its metadata is reported, not skipped)."""
+    return stored_path(name).exists() or metadata_path(name).exists()
+
+
 def verify_all() -> dict[str, bool]:
-    """:func:`verify` every stored asset of the manifest: ``{name: ok}`` (assets not stored are left out)."""
-    return {spec.name: verify(spec) for spec in list_assets() if is_stored(spec)}
+    """:func:`verify` every stored or partly stored asset of the manifest: ``{name: ok}`` (absent ones left out)."""
+    return {spec.name: verify(spec) for spec in list_assets() if is_partly_stored(spec)}

@@ -6,6 +6,10 @@ result matches LR sets made with MATLAB from uint8 images (``imresize(imread(f),
 ``--double`` the image is resized as MATLAB does ``imwrite(imresize(im2double(imread(f)), 1/4))`` instead (float64,
 one rounding at the end), the convention of e.g. BasicSR's ``generate_bicubic_img.m``; the two differ by at most one
 grey level in a fraction of the pixels.
+
+Input files are read by :func:`bench.images.read_array`: EXIF orientation applied, the pixel limit enforced, a
+16-bit or float ([0, 1]) file converted to the 8-bit grid first (or used as it is with ``--double``); the output is
+an 8-bit image (grey stays grey), written atomically.
 """
 
 from __future__ import annotations
@@ -43,35 +47,38 @@ def _downscale_file(
 ) -> tuple[tuple, tuple]:
     import numpy as np
     import torch
-    from PIL import Image
 
     from bench.data.imresize import imresize, imresize_uint8
-    from bench.images import ImageError
+    from bench.images import ImageError, read_array, write_array
 
-    try:
-        with Image.open(src) as img:
-            img.load()
-            mode = "L" if img.mode in ("L", "1") else "RGB"  # grey stays grey; everything else 8-bit RGB
-            arr = np.asarray(img.convert(mode))
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot read image {src}: {exc}") from exc
+    arr = read_array(src, keep_grey=True)  # grey stays grey; 16-bit and float files come as float32 in [0, 1]
+    if arr.dtype != np.uint8 and not double:
+        # 16-bit / float input: to the 8-bit grid (im2uint8, round half up) first, so the uint8 MATLAB path applies
+        logger.info("%s: %s input converted to 8 bits before resizing", src, "16-bit or float")
+        arr = np.floor(np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if modcrop and float(scale).is_integer():
         s = int(scale)
         arr = arr[: arr.shape[0] - arr.shape[0] % s, : arr.shape[1] - arr.shape[1] % s]
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(
+            f"image {src} is smaller than the scale {scale:g}: --modcrop leaves nothing of it "
+            "(use an image at least `scale` pixels on each side, or drop --modcrop)"
+        )
     if double:
-        x = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(arr).transpose(2, 0, 1))).double() / 255.0
+        levels = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
+        x = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(levels).transpose(2, 0, 1)))
         y = imresize(x, 1.0 / scale, antialias=antialias).numpy().transpose(1, 2, 0)
         out = np.floor(np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)  # im2uint8: round half away from zero
         out = out[..., 0] if arr.ndim == 2 else out
     else:
         out = imresize_uint8(arr, 1.0 / scale, antialias=antialias)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out).save(dst)
+    write_array(out, dst)
     return arr.shape[:2], out.shape[:2]
 
 
 def downscale_command(args: argparse.Namespace) -> int:
-    """Handler of ``bench downscale``; returns the exit code (0 ok, 1 unreadable image, 2 bad arguments)."""
+    """Handler of ``bench downscale``; returns the exit code (0 ok, 1 unreadable image or failed write, 2 bad
+    arguments)."""
     from bench.data.folder import list_images
     from bench.images import ImageError
 
@@ -95,6 +102,8 @@ def downscale_command(args: argparse.Namespace) -> int:
             (h, w), (oh, ow) = _downscale_file(s, d, args.scale, args.modcrop, not args.no_antialias, args.double)
             print(f"{s} ({w}x{h}) -> {d} ({ow}x{oh})")
     except ImageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from bench.cli import error_line
+
+        print(error_line(exc), file=sys.stderr)
         return 1
     return 0

@@ -108,7 +108,13 @@ class FolderDataset(Dataset):
 
 
 def _load_pair(hr_path: Path, lr_path: Path | None, scale: int, crop: int | None) -> Sample:
-    hr = modcrop(read_image(hr_path), scale)
+    full = read_image(hr_path)
+    hr = modcrop(full, scale)
+    if hr.shape[-2] == 0 or hr.shape[-1] == 0:
+        raise ImageError(
+            f"HR image {hr_path} is {full.shape[-1]}x{full.shape[-2]} (W x H), smaller than the scale {scale}: "
+            f"it has no x{scale} LR pixel; remove it from the folder or use a smaller scale"
+        )
     lr = None
     if lr_path is not None:
         lr = read_image(lr_path)

@@ -158,6 +158,8 @@ def _plan(
     in_size: tuple[int, int], scale: float | Sequence[float] | None, output_size: Sequence[int] | None
 ) -> tuple[tuple[float, float], tuple[int, int]]:
     """(scales, output sizes) per axis, following MATLAB's rules."""
+    if min(in_size) < 1:
+        raise ValueError(f"imresize: the input image is empty ({in_size[0]}x{in_size[1]} pixels, H x W)")
     if (scale is None) == (output_size is None):
         raise ValueError("give exactly one of scale and output_size")
     if scale is not None:

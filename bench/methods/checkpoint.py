@@ -9,14 +9,19 @@ path is loaded as tensors only (``.safetensors``, or a BasicSR ``.pth``/``.pt`` 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 from pathlib import Path
 
 import torch
 
+from bench.errors import BenchError
+
 logger = logging.getLogger(__name__)
+
+
+class CheckpointError(BenchError, RuntimeError):
+    """Weights that do not fit the architecture a card declares (the message names the checkpoint and its sizes)."""
+
 
 PATH_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 
@@ -112,26 +117,18 @@ def load_weights(ref: str | Path, *, fetch: bool = False) -> dict[str, torch.Ten
     return load_state_dict(name)
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_sha256(ref: str | Path) -> str | None:
-    """sha256 of the checkpoint: the asset's stored metadata, or a hash of the local file; None when not stored."""
+    """sha256 of the bytes of the checkpoint (what a result's provenance and cell key record); None when not stored.
+
+    A local file is hashed (once per process per path, size, mtime and inode: :func:`bench.assets.file_sha256`); a
+    stored asset's file likewise -- the hash of the bytes on disk, not the one its metadata recorded, so an asset
+    changed after conversion gets a different cell key (and :func:`load_weights` refuses it with the fix).
+    """
+    from bench.assets import file_sha256, is_stored, stored_path
+
     if is_path_ref(ref):
         path = expand_path(ref)
-        if not path.is_file():
-            return None
-        stat = path.stat()
-        return _file_sha256(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    from bench.assets import is_stored, read_metadata
-
+        return file_sha256(path) if path.is_file() else None
     if not is_stored(str(ref)):
         return None
-    value = read_metadata(str(ref)).get("sha256")
-    return value if isinstance(value, str) else None
+    return file_sha256(stored_path(str(ref)))

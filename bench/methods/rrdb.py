@@ -25,7 +25,7 @@ import torch
 from bench.archs.rrdbnet import RRDBNet
 from bench.methods import ADAPTERS
 from bench.methods.base import Method
-from bench.methods.checkpoint import load_weights
+from bench.methods.checkpoint import CheckpointError, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class RRDBMethod(Method):
 
     Raises:
         FileNotFoundError: the checkpoint is not stored (the message names ``python -m bench assets fetch NAME``).
-        RuntimeError: the checkpoint does not fit this architecture (strict load); the message gives its size.
+        CheckpointError: (a ``RuntimeError``) the checkpoint does not fit this architecture (strict load); the
+            message gives its size.
     """
 
     differentiable = True
@@ -105,7 +106,7 @@ class RRDBMethod(Method):
                 found = infer_rrdbnet_args(state_dict)
             except ValueError as inner:
                 found = str(inner)
-            raise RuntimeError(
+            raise CheckpointError(
                 f"checkpoint {source} does not fit RRDBNet({self.arch_args}); it holds {found}. "
                 f"Fix the card's args. Details: {exc}"
             ) from exc

@@ -29,7 +29,7 @@ import torch
 from bench.archs.stochastic import StochasticRRDBNet, infer_noise_channels
 from bench.methods import ADAPTERS
 from bench.methods.base import Method
-from bench.methods.checkpoint import load_weights
+from bench.methods.checkpoint import CheckpointError, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class StochasticRRDBMethod(Method):
         if state_dict is not None:
             found = infer_noise_channels(state_dict)
             if found != num_noise_ch:
-                raise RuntimeError(
+                raise CheckpointError(
                     f"checkpoint {self.checkpoint or 'state_dict'} has {found} noise channels, the card says "
                     f"num_noise_ch={num_noise_ch}; fix the card's args"
                 )
@@ -80,7 +80,14 @@ class StochasticRRDBMethod(Method):
             num_noise_ch=num_noise_ch, num_feat=num_feat, num_block=num_block, num_grow_ch=num_grow_ch
         )
         if state_dict is not None:
-            self.net.load_state_dict(dict(state_dict), strict=True)
+            try:
+                self.net.load_state_dict(dict(state_dict), strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint or 'state_dict'} does not fit StochasticRRDBNet("
+                    f"num_block={num_block}, num_feat={num_feat}, num_grow_ch={num_grow_ch}); "
+                    f"fix the card's args. Details: {exc}"
+                ) from exc
         self.arch_args = {
             "num_block": num_block,
             "num_feat": num_feat,

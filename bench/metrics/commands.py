@@ -9,8 +9,10 @@ Examples::
     python -m bench score diversity --samples s0.png s1.png s2.png --ref hr.png --json
     python -m bench score --list
 
-``diversity`` (the NTIRE 2021 diversity score with the samples' LR-PSNR) takes ``--samples`` instead of ``--sr``;
-``--scale`` is the SR factor of the LR-PSNR metrics and of the diversity score.
+``diversity`` (the NTIRE 2021 diversity score with the samples' LR-PSNR) takes ``--samples`` (at least two: the score
+compares samples) instead of ``--sr``; ``--scale`` is the SR factor of the LR-PSNR metrics and of the diversity score.
+The output is valid JSON with ``--json`` whatever the inputs: a value that is not finite is an error (exit 1), never
+``NaN`` on stdout.
 
 Exit codes: 0 success, 1 an input or metric error (missing or broken file, size mismatch, unknown metric,
 unavailable weights), 2 a usage error.
@@ -23,6 +25,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -55,6 +58,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _error(message: str) -> int:
     print(f"bench score: error: {message}", file=sys.stderr)
     return 1
+
+
+def _with_fix(exc: BaseException) -> str:
+    """``str(exc)`` and, for the project's errors that carry one, ``; fix: ...``."""
+    fix = getattr(exc, "fix", None)
+    return f"{exc}; fix: {fix}" if fix else str(exc)
 
 
 def _list_metrics() -> int:
@@ -110,6 +119,13 @@ def _diversity_command(args: argparse.Namespace) -> int:
         return _error("diversity is a full-reference score: pass --ref")
     if args.crop_border:
         return _error("diversity takes no --crop-border (the NTIRE 2021 scorer crops GT to a multiple of 8)")
+    if len(args.samples) < 2:
+        print(
+            "bench score: error: diversity compares SR samples of one image: pass at least 2 --samples "
+            f"(got {len(args.samples)}; the NTIRE 2021 challenge used 10)",
+            file=sys.stderr,
+        )
+        return 2
     from bench.images import ImageError, read_image
     from bench.metrics.diversity import diversity_score, diversity_specs
 
@@ -125,27 +141,32 @@ def _diversity_command(args: argparse.Namespace) -> int:
         try:
             images.append(read_image(path).unsqueeze(0).to(device))
         except ImageError as exc:
-            return _error(f"--{role}: {exc}")
+            return _error(f"--{role}: {_with_fix(exc)}")
     hr, samples = images[0], images[1:]
     try:
         result = diversity_score(samples, hr, scale=scale)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
-        return _error(f"diversity: {exc}")
+        return _error(f"diversity: {_with_fix(exc)}")
     specs = diversity_specs(n_samples=len(samples), scale=scale)
+    values = {k: float(v[0]) for k, v in result.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        return _error(f"diversity: {', '.join(bad)} is not a finite number ({values}); inputs {args.samples}")
     if args.json:
         print(
             json.dumps(
                 {
                     "metric": "diversity",
                     "samples": len(samples),
-                    "values": {k: float(v[0]) for k, v in result.items()},
+                    "values": values,
                     "specs": {k: s.as_dict() for k, s in specs.items()},
-                }
+                },
+                allow_nan=False,
             )
         )
     else:
-        for key, value in result.items():
-            print(f"{float(value[0]):.6g}\t{specs[key].describe()}")
+        for key, value in values.items():
+            print(f"{value:.6g}\t{specs[key].describe()}")
     return 0
 
 
@@ -194,7 +215,7 @@ def score_command(args: argparse.Namespace) -> int:
         try:
             images[role] = read_image(path).unsqueeze(0).to(device)
         except ImageError as exc:
-            return _error(f"--{role}: {exc}")
+            return _error(f"--{role}: {_with_fix(exc)}")
 
     kwargs = {"crop_border": args.crop_border}
     if args.scale is not None:
@@ -209,7 +230,7 @@ def score_command(args: argparse.Namespace) -> int:
         else:
             metric = factory(**kwargs)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: bench AssetError
-        return _error(f"cannot build metric {name}: {exc}")
+        return _error(f"cannot build metric {name}: {_with_fix(exc)}")
     metric = metric.to(device)
     if metric.spec.full_reference and images["ref"] is None:
         return _error(f"{name} is a full-reference metric: pass --ref")
@@ -224,9 +245,11 @@ def score_command(args: argparse.Namespace) -> int:
             value = float(metric(sr, ref, images["lr"])[0])
     except ValueError as exc:
         return _error(str(exc))
+    if not math.isfinite(value):
+        return _error(f"{name} of --sr {args.sr} is not a finite number ({value})")
 
     if args.json:
-        print(json.dumps({"metric": name, "value": value, "spec": metric.spec.as_dict()}))
+        print(json.dumps({"metric": name, "value": value, "spec": metric.spec.as_dict()}, allow_nan=False))
     else:
         print(f"{value:.6g}\t{metric.spec.describe()}")
     return 0

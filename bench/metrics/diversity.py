@@ -12,7 +12,9 @@ CVPRW 2021; scorer: the challenge's public ``measure.py``. For each image, as th
    ``score = (global_best - local_best) / global_best * 100``.
 
 So the score is 0 when the samples are identical (or when one sample is best everywhere) and grows when different
-samples are best in different places. The challenge used 10 samples; published baselines: ESRGAN score 0 (LR-PSNR
+samples are best in different places. When a sample equals the GT (``global_best == 0``, hence ``local_best == 0``)
+the challenge's formula is 0/0; that sample is best everywhere, so the score is defined as 0 (never NaN).
+The challenge used 10 samples; published baselines: ESRGAN score 0 (LR-PSNR
 39.01 dB), SRFlow 25.36 (49.91 dB).
 
 Inputs are rounded to the 8-bit grid first (the challenge scores PNG files). The numbers carry the spec of
@@ -113,7 +115,8 @@ def diversity_score(
 
     Returns:
         ``{"score", "global_best", "local_best", "lpips_mean", "lr_psnr_mean", "lr_psnr_worst"}``, each an (N,)
-        float64 tensor on the CPU. ``score`` in percent (0 for identical samples), LPIPS values >= 0, LR-PSNR in dB.
+        float64 tensor on the CPU, always finite. ``score`` in percent (0 for identical samples, or when a sample
+        equals ``hr``), LPIPS values >= 0, LR-PSNR in dB (capped at 100).
 
     Example::
 
@@ -146,8 +149,11 @@ def diversity_score(
     global_best = g.min(dim=0).values
     local_best = torch.stack(maps).min(dim=0).values.mean(dim=(1, 2, 3))
     lr = torch.stack(lr_values)
+    # global_best == 0 means a sample equals the GT: it is best everywhere (local_best == 0 too), so the score is 0
+    safe = torch.where(global_best > 0, global_best, torch.ones_like(global_best))
+    score = torch.where(global_best > 0, (global_best - local_best) / safe * 100.0, torch.zeros_like(global_best))
     out = {
-        "score": (global_best - local_best) / global_best * 100.0,
+        "score": score,
         "global_best": global_best,
         "local_best": local_best,
         "lpips_mean": g.mean(dim=0),
