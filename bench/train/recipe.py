@@ -139,7 +139,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return parse_set(text)
     except ValueError as exc:
-        raise RecipeError("--set", [str(exc)]) from exc
+        raise RecipeError("<command line>", [str(exc)]) from exc
 
 
 def validate(config: Mapping[str, Any], trainer: str, where: str) -> None:
