@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.metrics.commands",  # score
     "bench.attacks.commands",  # attack
     "bench.train.commands",  # train
+    "bench.config.commands",  # schema
 )
 
 

@@ -46,42 +46,30 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
-import yaml
 
+from bench.config.errors import ConfigError
+from bench.config.loader import read_yaml, validate_model
 from bench.methods import ADAPTERS
 from bench.methods.base import Method
+from bench.methods.card_spec import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, CardFile
 from bench.methods.checkpoint import checkpoint_available, checkpoint_sha256, expand_path, is_path_ref
 from bench.paths import methods_dir
 
 logger = logging.getLogger(__name__)
 
 CARD_SUFFIXES = (".yaml", ".yml")
-DEFAULT_TILE = 512
-DEFAULT_TILE_OVERLAP = 48
-_KEYS = frozenset(
-    {
-        "title",
-        "adapter",
-        "args",
-        "checkpoint",
-        "paper",
-        "description",
-        "license",
-        "tile",
-        "tile_overlap",
-        "recipe",
-        "provenance",
-    }
-)
-_REQUIRED = ("title", "adapter")
-_PAPER_KEYS = frozenset({"title", "authors", "venue", "year", "url"})
 # Set by build_method from card keys, so a card may not pass them in ``args``.
 _RESERVED_ARGS = frozenset({"checkpoint", "state_dict", "fetch", "tile", "tile_overlap"})
 AUTO = "auto"  # ``args.sigma: auto``: the value is chosen per condition (see the module docstring)
 
 
-class CardError(ValueError):
-    """A method card that does not parse or validate; the message names the file and the key."""
+class CardError(ConfigError):
+    """A method card that does not parse or validate; the message names the file and every bad key."""
+
+    kind = "method card"
+
+    def __init__(self, source: str, problems: list[str] | str) -> None:
+        super().__init__(source, [problems] if isinstance(problems, str) else problems)
 
 
 def cards_dir() -> Path:
@@ -145,9 +133,15 @@ class MethodCard:
 
     @property
     def scale(self) -> int:
-        """``args.scale``, else the adapter's default ``scale``, else 4."""
+        """``args.scale``, else the base card's scale (wrapper cards), else the adapter's default ``scale``, else 4."""
         if "scale" in self.args:
             return int(self.args["scale"])
+        base = self.base_card_name()
+        if base is not None:  # a wrapper (median smoothing) upscales as its base card does
+            try:
+                return load_card(base).scale
+            except (KeyError, OSError, ValueError):
+                pass
         param = inspect.signature(self.adapter_cls).parameters.get("scale")
         if param is not None and isinstance(param.default, int):
             return param.default
@@ -221,90 +215,66 @@ class MethodCard:
         return isinstance(self.args.get("sigma"), str) and self.args["sigma"].strip().lower() == AUTO
 
 
-def _check_type(path: Path, key: str, value: Any, types: type | tuple[type, ...], what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise CardError(f"{path}: key {key!r} must be {what}, got {value!r}")
-
-
-def _validate_args(path: Path, adapter: type[Method], args: Mapping[str, Any], has_checkpoint: bool) -> None:
+def _args_problems(adapter: type[Method], args: dict[str, Any], has_checkpoint: bool) -> list[str]:
+    """The ``args`` keys the adapter's constructor does not take (with the closest), reserved keys, a checkpoint
+    the adapter cannot load."""
     params = inspect.signature(adapter).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    known = sorted(k for k in params if k not in _RESERVED_ARGS and k != "self")
+    problems = []
     for key in args:
-        if not isinstance(key, str):
-            raise CardError(f"{path}: args key {key!r} is not a string")
         if key in _RESERVED_ARGS:
-            raise CardError(f"{path}: args.{key} is set by the card's own {key!r} key, not in args")
-        if key not in params and not takes_any:
-            known = sorted(k for k, p in params.items() if k not in _RESERVED_ARGS and k != "self")
-            raise CardError(
-                f"{path}: unknown key args.{key} for adapter {adapter.__name__} (known: {', '.join(known)})"
-            )
+            problems.append(f"args.{key} is set by the card's own {key!r} key, not in args")
+        elif key not in params and not takes_any:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean 'args.{close[0]}'?)" if close else ""
+            problems.append(f"unknown key 'args.{key}' for adapter {adapter.__name__}{hint}; known: {', '.join(known)}")
     if has_checkpoint and "checkpoint" not in params and not takes_any:
-        raise CardError(f"{path}: adapter {adapter.__name__} takes no checkpoint, but the card names one")
+        problems.append(f"checkpoint: adapter {adapter.__name__} takes no checkpoint, but the card names one")
+    return problems
 
 
 def parse_card(path: str | Path) -> MethodCard:
-    """Parse and validate one card file (its stem is the card's name)."""
+    """Parse and validate one card file (its stem is the card's name); one :class:`CardError` lists every problem."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CardError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CardError(f"{path}: a card is a mapping of keys, got {type(data).__name__}")
-    for key in data:
-        if key not in _KEYS:
-            hint = difflib.get_close_matches(str(key), sorted(_KEYS), n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            why = " (it comes from the adapter)" if key in ("differentiable", "stochastic") else ""
-            raise CardError(f"{path}: unknown key {key!r}{extra}{why}; known keys: {', '.join(sorted(_KEYS))}")
-    for key in _REQUIRED:
-        if key not in data:
-            raise CardError(f"{path}: missing required key {key!r}")
-    _check_type(path, "title", data["title"], str, "a string")
-    _check_type(path, "adapter", data["adapter"], str, "a string (a registered adapter name)")
-    adapter_name = ADAPTERS.canonical(data["adapter"])  # KeyError with suggestions for an unknown adapter
-    args = data.get("args") or {}
-    _check_type(path, "args", args, dict, "a mapping of adapter keyword arguments")
-    checkpoint = data.get("checkpoint")
-    if checkpoint is not None:
-        _check_type(path, "checkpoint", checkpoint, str, "an asset name or a file path")
-    _validate_args(path, ADAPTERS.get(adapter_name), args, checkpoint is not None)
-    paper = data.get("paper") or {}
-    _check_type(path, "paper", paper, dict, "a mapping (title, authors, venue, year, url)")
-    for key in paper:
-        if key not in _PAPER_KEYS:
-            raise CardError(f"{path}: unknown key paper.{key}; known: {', '.join(sorted(_PAPER_KEYS))}")
-    description = data.get("description") or ""
-    _check_type(path, "description", description, str, "a string")
-    license_ = data.get("license")
-    if license_ is not None:
-        _check_type(path, "license", license_, str, "a string")
-    tile = data.get("tile", DEFAULT_TILE)
-    if tile is not None:
-        _check_type(path, "tile", tile, int, "a positive integer or null")
-        if tile <= 0:
-            raise CardError(f"{path}: key 'tile' must be a positive integer or null, got {tile}")
-    overlap = data.get("tile_overlap", DEFAULT_TILE_OVERLAP)
-    _check_type(path, "tile_overlap", overlap, int, "a non-negative integer")
-    if overlap < 0:
-        raise CardError(f"{path}: key 'tile_overlap' must be >= 0, got {overlap}")
+        data = read_yaml(path, kind=CardError.kind)
+    except ConfigError as exc:
+        raise CardError(exc.source, exc.problems) from exc
+    spec, problems = validate_model(CardFile, data)
+    problems = [
+        f"{p} (it comes from the adapter, not the card)"
+        if p.startswith(("unknown key 'differentiable'", "unknown key 'stochastic'"))
+        else p
+        for p in problems
+    ]
+    adapter = data.get("adapter")
+    adapter_name = None
+    if isinstance(adapter, str):
+        try:
+            adapter_name = ADAPTERS.canonical(adapter)
+        except KeyError as exc:
+            problems.append(f"adapter: {exc.args[0] if exc.args else exc}")
+    args = data.get("args") if data.get("args") is not None else {}
+    if adapter_name is not None and isinstance(args, dict):
+        problems += _args_problems(ADAPTERS.get(adapter_name), args, isinstance(data.get("checkpoint"), str))
+    if problems or spec is None or adapter_name is None:
+        raise CardError(str(path), problems)
     return MethodCard(
         name=path.stem,
         path=path.resolve(),
-        title=data["title"],
+        title=spec.title,
         adapter=adapter_name,
-        args=_frozen(args),
-        checkpoint=checkpoint,
-        paper=_frozen(paper),
-        description=description.strip(),
-        license=license_,
-        tile=tile,
-        tile_overlap=overlap,
-        recipe=_frozen(data.get("recipe")),
-        origin=_frozen(data.get("provenance")),
-        card_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        args=_frozen(spec.args),
+        checkpoint=spec.checkpoint,
+        paper=_frozen(spec.paper.model_dump(exclude_none=True) if spec.paper is not None else {}),
+        description=(spec.description or "").strip(),
+        license=spec.license,
+        tile=spec.tile,
+        tile_overlap=spec.tile_overlap,
+        recipe=_frozen(spec.recipe),
+        origin=_frozen(spec.provenance),
+        card_sha256=hashlib.sha256(path.read_text(encoding="utf-8").encode("utf-8")).hexdigest(),
     )
 
 

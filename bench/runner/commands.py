@@ -72,6 +72,7 @@ def _barrier(world: int) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from bench.config.models import check_slug
     from bench.paths import reports_dir
     from bench.runner.matrix import MatrixError, load_matrix
     from bench.runner.runner import run_matrix
@@ -82,6 +83,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     run_name = args.run_name or matrix.name
+    try:  # the run folder is <out>/<run name>: a name like ../x must not write outside --out
+        check_slug(run_name)
+    except ValueError as exc:
+        print(f"error: --run: {exc}", file=sys.stderr)
+        return 2
     run_dir = (args.out if args.out is not None else reports_dir()) / run_name
     rank, world = _distributed()
     summary = run_matrix(

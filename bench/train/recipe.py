@@ -14,8 +14,10 @@ A recipe file (``bench/train/recipes/<name>.yaml`` or any path) holds::
 
 Resolution order: the trainer's defaults <- the included recipe <- the file <- ``overrides`` (dotted keys, e.g.
 ``{"train.iters": 100, "attack.params.eps": 0.03}``; the CLI's ``--set key=value`` values are parsed as YAML).
-Unknown keys fail with the nearest known key; a value whose type differs from the default's fails too (an int is
-accepted for a float). Relative ``data`` and ``init`` paths in a file are resolved against the project root
+Reading, ``include:`` (cycles refused) and ``--set`` parsing are :mod:`bench.config.loader`'s. The keys are checked
+by a pydantic model derived from the trainer's defaults (:mod:`bench.train.recipe_spec`): one :class:`RecipeError`
+lists every unknown key (with the nearest known key) and every value whose type differs from the default's (an int
+is accepted for a float). Relative ``data`` and ``init`` paths in a file are resolved against the project root
 (:func:`bench.paths.project_root`) when they exist there.
 
 Example::
@@ -26,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 import hashlib
@@ -36,22 +37,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bench.config.errors import ConfigError
+from bench.config.loader import deep_merge, load_yaml, parse_set, set_dotted, validate_model
 from bench.paths import PACKAGE_DIR
 from bench.seeding import canonical_json
+from bench.train.recipe_spec import FREE_FORM, trainer_model
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "FREE_FORM",
+    "RECIPES_DIR",
+    "Recipe",
+    "RecipeError",
+    "deep_merge",
+    "find_recipe",
+    "list_recipes",
+    "load_recipe",
+    "parse_override",
+    "validate",
+]
+
 RECIPES_DIR = PACKAGE_DIR / "train" / "recipes"
 RECIPE_SUFFIXES = (".yaml", ".yml")
-# keys whose values are not validated against defaults
-FREE_FORM = frozenset({"description", "paper", "notes", "attack.params"})
-_MAX_INCLUDE_DEPTH = 8
 
 
-class RecipeError(ValueError):
-    """A recipe that does not parse or validate; the message names the file and the key."""
+class RecipeError(ConfigError):
+    """A recipe that does not parse or validate; the message names the file and every bad key."""
+
+    kind = "recipe"
+
+    def __init__(self, source: str, problems: list[str] | str) -> None:
+        super().__init__(source, [problems] if isinstance(problems, str) else problems)
 
 
 @dataclass(frozen=True)
@@ -104,103 +121,33 @@ def find_recipe(name_or_path: str | Path) -> Path | None:
     return None
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _find_include(name: str, including: Path) -> Path | None:
+    return find_recipe(name) or find_recipe(including.parent / f"{name}.yaml")
+
+
+def _read_with_includes(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
-    return data
-
-
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``top``, recursively for nested mappings (lists and scalars are replaced)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _resolve_includes(path: Path, depth: int = 0) -> dict[str, Any]:
-    if depth > _MAX_INCLUDE_DEPTH:
-        raise RecipeError(f"{path}: includes nest deeper than {_MAX_INCLUDE_DEPTH} (a cycle?)")
-    data = _read(path)
-    include = data.pop("include", None)
-    if include is None:
-        return data
-    if not isinstance(include, str):
-        raise RecipeError(f"{path}: 'include' must name one recipe, got {include!r}")
-    parent = find_recipe(include) or find_recipe(path.parent / f"{include}.yaml")
-    if parent is None:
-        raise RecipeError(f"{path}: included recipe {include!r} not found (known: {', '.join(list_recipes())})")
-    return deep_merge(_resolve_includes(parent, depth + 1), data)
+        return load_yaml(path, kind=RecipeError.kind, find_include=_find_include)
+    except ConfigError as exc:
+        raise RecipeError(exc.source, exc.problems) from exc
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``"train.iters=100"`` -> ``("train.iters", 100)``; the value is parsed as YAML (``[1, 2]``, ``null``), and a
-    string that reads as a float (``1e-4``, which YAML 1.1 leaves a string) becomes that float."""
-    if "=" not in text:
-        raise RecipeError(f"an override is KEY=VALUE (e.g. train.iters=100), got {text!r}")
-    key, value = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise RecipeError(f"empty key in override {text!r}")
+    string that reads as a float (``1e-4``, which YAML 1.1 leaves a string) becomes that float
+    (:func:`bench.config.loader.parse_set`). :class:`RecipeError` for a malformed expression or bad YAML."""
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"override {text!r}: value is not valid YAML ({exc})") from exc
-    if isinstance(parsed, str):
-        with contextlib.suppress(ValueError):  # YAML 1.1 reads 1e-2 (no dot) as a string; a number is meant
-            parsed = float(parsed)
-    return key, parsed
+        return parse_set(text)
+    except ValueError as exc:
+        raise RecipeError("<command line>", [str(exc)]) from exc
 
 
-def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
-    node = config
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def _type_ok(default: Any, value: Any) -> bool:
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    if isinstance(default, Mapping):
-        return isinstance(value, Mapping)
-    return isinstance(value, type(default))
-
-
-def validate(config: Mapping[str, Any], defaults: Mapping[str, Any], where: str, prefix: str = "") -> None:
-    """Raise :class:`RecipeError` for a key of ``config`` that ``defaults`` lacks or a value of the wrong type."""
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if dotted in FREE_FORM:
-            continue
-        if key not in defaults:
-            known = sorted(defaults)
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            extra = f" (did you mean {prefix + hint[0]!r}?)" if hint else ""
-            raise RecipeError(f"{where}: unknown key {dotted!r}{extra}; known at this level: {', '.join(known)}")
-        default = defaults[key]
-        if not _type_ok(default, value):
-            raise RecipeError(
-                f"{where}: key {dotted!r} must be like {default!r} ({type(default).__name__}), got {value!r}"
-            )
-        if isinstance(default, Mapping) and default and isinstance(value, Mapping):
-            validate(value, default, where, prefix=f"{dotted}.")
+def validate(config: Mapping[str, Any], trainer: str, where: str) -> None:
+    """Raise one :class:`RecipeError` listing every key of ``config`` the trainer does not know (with the closest
+    key) and every value whose type differs from the default's (:func:`bench.train.recipe_spec.trainer_model`)."""
+    _, problems = validate_model(trainer_model(trainer), config)
+    if problems:
+        raise RecipeError(where, problems)
 
 
 def _resolve_paths(config: dict[str, Any]) -> None:
@@ -236,11 +183,14 @@ def load_recipe(
         path = None
         data = copy.deepcopy(dict(name_or_path))
         if "include" in data:
-            parent = find_recipe(data.pop("include"))
+            include = data.pop("include")
+            parent = find_recipe(include) if isinstance(include, str) else None
             if parent is None:
-                raise RecipeError(f"included recipe not found (known: {', '.join(list_recipes())})")
-            data = deep_merge(_resolve_includes(parent), data)
-        where = "recipe"
+                raise RecipeError(
+                    "recipe", [f"include: recipe {include!r} not found (known: {', '.join(list_recipes())})"]
+                )
+            data = deep_merge(_read_with_includes(parent), data)
+        where = "<mapping>"
         recipe_name = name or "custom"
     else:
         path = find_recipe(name_or_path)
@@ -249,19 +199,25 @@ def load_recipe(
             close = difflib.get_close_matches(str(name_or_path), known, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise KeyError(f"unknown recipe {str(name_or_path)!r}.{hint} Known: {', '.join(known)}")
-        data = _resolve_includes(path)
+        data = _read_with_includes(path)
         where = str(path)
         recipe_name = name or path.stem
     if "trainer" not in data or not isinstance(data["trainer"], str):
-        raise RecipeError(f"{where}: missing required key 'trainer' (one of {', '.join(TRAINERS.names())})")
+        raise RecipeError(where, [f"missing required key 'trainer' (one of {', '.join(TRAINERS.names())})"])
     trainer = TRAINERS.canonical(data["trainer"])
     defaults = TRAINERS.get(trainer).default_config()
-    validate(data, defaults, where)
+    validate(data, trainer, where)
     config = deep_merge(defaults, data)
     config["trainer"] = trainer
     applied = dict(overrides or {})
+    problems = []
     for key, value in applied.items():
-        _set_dotted(config, key, value)
-    validate(config, defaults, f"{where} (with overrides)")
+        try:
+            set_dotted(config, key, value)
+        except (KeyError, ValueError) as exc:
+            problems.append(f"--set {key}: {exc.args[0] if exc.args else exc}")
+    if problems:
+        raise RecipeError(f"{where} (with overrides)", problems)
+    validate(config, trainer, f"{where} (with overrides)")
     _resolve_paths(config)
     return Recipe(name=recipe_name, path=path, trainer=trainer, config=config, overrides=applied)

@@ -142,15 +142,18 @@ def test_defaults(tmp_path: Path) -> None:
         ),
         ("title: T\nadapter: rrdbnet\ndifferentiable: true\n", r"'differentiable'.*comes from the adapter"),
         ("adapter: rrdbnet\n", r"card\.yaml: missing required key 'title'"),
-        ("title: T\nadapter: rrdbnet\nargs: {num_blocks: 3}\n", r"card\.yaml: unknown key args\.num_blocks"),
+        (
+            "title: T\nadapter: rrdbnet\nargs: {num_blocks: 3}\n",
+            r"card\.yaml: unknown key 'args\.num_blocks' for adapter .*did you mean 'args\.num_block'",
+        ),
         ("title: T\nadapter: rrdbnet\nargs: {checkpoint: x}\n", r"args\.checkpoint is set by the card's own"),
-        ("title: T\nadapter: rrdbnet\ntile: 0\n", r"card\.yaml: key 'tile'"),
-        ("title: T\nadapter: rrdbnet\ntile: true\n", r"card\.yaml: key 'tile'"),
-        ("title: T\nadapter: rrdbnet\ntile_overlap: -1\n", r"'tile_overlap'"),
-        ("title: T\nadapter: rrdbnet\nargs: [1]\n", r"key 'args' must be a mapping"),
-        ("title: T\nadapter: rrdbnet\npaper: {title: x, doi: y}\n", r"unknown key paper\.doi"),
-        ("title: [1\n", r"card\.yaml: not valid YAML"),
-        ("- a\n- b\n", r"card\.yaml: a card is a mapping"),
+        ("title: T\nadapter: rrdbnet\ntile: 0\n", r"card\.yaml: tile: Input should be greater than 0"),
+        ("title: T\nadapter: rrdbnet\ntile: true\n", r"card\.yaml: tile: Input should be a valid integer, got True"),
+        ("title: T\nadapter: rrdbnet\ntile_overlap: -1\n", r"tile_overlap: Input should be greater than or equal to 0"),
+        ("title: T\nadapter: rrdbnet\nargs: [1]\n", r"args: Input should be a valid dictionary"),
+        ("title: T\nadapter: rrdbnet\npaper: {title: x, doi: y}\n", r"unknown key 'paper\.doi'"),
+        ("title: [1\n", r"card\.yaml: invalid YAML"),
+        ("- a\n- b\n", r"card\.yaml: the top level must be a mapping"),
     ],
 )
 def test_invalid_cards(tmp_path: Path, text: str, match: str) -> None:
@@ -158,8 +161,10 @@ def test_invalid_cards(tmp_path: Path, text: str, match: str) -> None:
         parse_card(_write(tmp_path, text))
 
 
-def test_unknown_adapter_is_registry_keyerror(tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match=r"unknown method adapter 'rrdbnett'.*Did you mean rrdbnet"):
+def test_unknown_adapter_names_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(
+        CardError, match=r"card\.yaml: adapter: unknown method adapter 'rrdbnett'.*Did you mean rrdbnet"
+    ):
         parse_card(_write(tmp_path, "title: T\nadapter: rrdbnett\n"))
 
 

@@ -102,9 +102,9 @@ def test_attack_problems_are_collected(tiny_project):
         "'none' (no attack) takes no epsilons",
         "unknown attack loss 'l3'",
         "surrogate 'ghost'",
-        "did you mean 'restarts'",
+        "did you mean 'attacks.a.restarts'",
         "duplicate attack name 'a'",
-        "attack_images: must be a positive integer",
+        "attack_images: Input should be greater than 0",
     ):
         assert expected in text, expected
 

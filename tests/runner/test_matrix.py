@@ -75,7 +75,7 @@ def test_override_errors_are_collected(tiny_project):
         load_matrix(tiny_project["matrix"], overrides=["conditions.fog.params.sigma=1", "nokey", "seeds=[x]"])
     text = str(info.value)
     assert "no entry named 'fog'" in text and "clean, noise" in text
-    assert "expected key.path=value" in text
+    assert "expected KEY=VALUE" in text
     assert "seeds" in text
     assert len(info.value.problems) == 3
 

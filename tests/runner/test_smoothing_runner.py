@@ -158,14 +158,14 @@ def test_smoothing_section_is_validated(tiny_project):
         load_matrix(path)
     text = str(info.value)
     for expected in (
-        "-1 is neither a positive number nor null",
+        "smoothing.sigma_grid.1: Input should be greater than 0",
         "repeated values",
         "is also evaluated",
-        "crop must be a positive multiple of 4",
+        "smoothing.validation.crop: must be a multiple of the scale 4",
         "Did you mean psnr",
-        "expected a non-empty list of L2 budgets",
-        "alpha: must be in (0, 0.5)",
-        "unknown key 'grid'",
+        "smoothing.certify.epsilons: List should have at least 1 item",
+        "smoothing.certify.alpha: Input should be less than 0.5",
+        "unknown key 'smoothing.grid'",
     ):
         assert expected in text, expected
 

@@ -97,7 +97,7 @@ def test_overrides_and_parse() -> None:
 def test_validation_errors(tmp_path) -> None:
     with pytest.raises(RecipeError, match=r"did you mean 'train\.iters'"):
         load_recipe("esrgan-ft", overrides={"train.iter": 5})
-    with pytest.raises(RecipeError, match=r"'train.batch' must be like"):
+    with pytest.raises(RecipeError, match=r"train\.batch: Input should be a valid integer, got 'sixteen'"):
         load_recipe("esrgan-ft", overrides={"train.batch": "sixteen"})
     with pytest.raises(KeyError, match=r"unknown recipe 'ad-l-pdg'\. Did you mean ad-l-pgd"):
         load_recipe("ad-l-pdg")
