@@ -133,5 +133,7 @@ def test_niqe_needs_rgb2gray_and_exact_flat_areas(calibration_dir: Path, monkeyp
     y_values = build_metric("niqe_y")(dist)  # BT.601 Y (BasicSR's default) is another conversion
     assert (y_values - expected).abs().max() > NIQE_TOLERANCE["all"]
     monkeypatch.setattr(niqe_module, "_flat", lambda x, size: torch.zeros_like(x, dtype=torch.bool))
-    noisy = build_metric("niqe")(dist)  # round-off of the filter decides the sign of flat pixels
-    assert (noisy - expected).abs()[4] > 0.3
+    # Round-off of the filter decides the sign of flat pixels, so how far I19 lands depends on the CPU's summation
+    # order (0.13 on one machine kind, > 0.3 on another); on every one seen it misses the tolerance.
+    noisy = build_metric("niqe")(dist)
+    assert (noisy - expected).abs()[4] > NIQE_TOLERANCE["all"]
