@@ -110,7 +110,7 @@ class UrlSource:
 
     @property
     def verified(self) -> bool:
-        """Every file has a known sha256 or a hash prefix in its published file name (:attr:`SourceFile.verified_by`)."""
+        """Every file has a known sha256 or a hash prefix in its published name (:attr:`SourceFile.verified_by`)."""
         return all(f.verified_by for f in self.files)
 
     def label(self) -> str:

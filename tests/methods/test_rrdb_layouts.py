@@ -159,7 +159,7 @@ def test_unknown_and_stray_keys_are_refused() -> None:
         to_basicsr({"encoder.weight": torch.zeros(1)})
     sd = _foreign(RRDBTrunkNet, seed=1).state_dict()
     sd["attention.weight"] = torch.zeros(1)
-    with pytest.raises(KeyLayoutError, match="attention.weight"):
+    with pytest.raises(KeyLayoutError, match=r"attention\.weight"):
         to_basicsr(sd)
     with pytest.raises(KeyLayoutError, match="checkpoint state_dict"):
         RRDBMethod(**TINY, state_dict=sd)

@@ -187,8 +187,9 @@ class PaperTable(_Frozen):
             raise ValueError(f"table {self.id}: a (group, metric) column appears twice")
         for row in self.rows:
             if len(row.values) != len(self.columns):
-                raise ValueError(f"table {self.id}: row {row.label!r} has {len(row.values)} values for "
-                                 f"{len(self.columns)} columns")
+                raise ValueError(
+                    f"table {self.id}: row {row.label!r} has {len(row.values)} values for {len(self.columns)} columns"
+                )
             if row.ranks is not None and len(row.ranks) != len(self.columns):
                 raise ValueError(f"table {self.id}: row {row.label!r} has ranks of the wrong length")
             unknown = set(row.attributes) - set(self.attributes)
