@@ -147,7 +147,16 @@ class Row(_Frozen):
 
 
 class PaperTable(_Frozen):
-    """A published table (see the module docstring)."""
+    """A published table (see the module docstring).
+
+    Attributes:
+        id: the table's name (``certsr-t2``), equal to its file stem.
+        seed: the seed document it is transcribed from (a file name of ``../shared/seeds``).
+        anchor: text of the table's last header line in the seed; the rows are the next non-empty lines (the test
+            re-reads every value there).
+        paper, source, title, caption, marks: citation, where in the paper, the caption as printed and what the
+            paper's colour/bold marks meant (they are lost in the text).
+    """
 
     id: str = Field(pattern=_ID)
     seed: str
