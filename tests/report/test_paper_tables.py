@@ -179,3 +179,18 @@ def test_bad_tables_fail_with_the_file_and_the_reason(tmp_path, monkeypatch) -> 
         assert f"{name}.yaml" in str(info.value)
     with pytest.raises(KeyError, match="known"):
         load_table("nope")
+
+
+def test_protocol_names_are_the_harness_names() -> None:
+    """Metrics, attacks and conditions named by the tables are registered components / paper conditions."""
+    from bench.attacks import ATTACKS
+    from bench.corruptions.severity import PAPER_CONDITIONS
+    from bench.metrics import METRICS
+
+    for table in load_tables():
+        for metric in table.metrics:
+            assert metric.bench_metric is None or metric.bench_metric in METRICS, (table.id, metric.id)
+        for group in table.groups:
+            assert group.attack is None or group.attack in ATTACKS, (table.id, group.id)
+            assert group.condition in (None, "clean", *PAPER_CONDITIONS), (table.id, group.id)
+            assert (group.aggregate is None) == (group.dataset is not None), (table.id, group.id)
