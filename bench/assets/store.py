@@ -189,17 +189,23 @@ def _url_cache_name(url: str) -> str:
 
 def _acquire_url(source: UrlSource, workdir: Path, trust_on_first_use: bool) -> tuple[dict[str, Path], dict[str, Any]]:
     if not source.verified and not trust_on_first_use:
-        unknown = [f.url for f in source.files if not f.sha256]
+        unknown = [f.url for f in source.files if not f.verified_by]
         raise AssetError(
-            f"no sha256 is known for {unknown}; refusing an unverified file (pass --trust-on-first-use / "
-            "trust_on_first_use=True to accept and record the hash seen)"
+            f"no sha256 (nor a hash prefix in the file name) is known for {unknown}; refusing an unverified file "
+            "(pass --trust-on-first-use / trust_on_first_use=True to accept and record the hash seen)"
         )
     files: dict[str, Path] = {}
     record = []
     for f in source.files:
         dest = downloads_dir() / _url_cache_name(f.url)
         digest = cached_or_download(f.url, dest, sha256=f.sha256, sha256_prefix=f.sha256_prefix)
-        entry = {"role": f.role, "url": f.url, "sha256": digest, "trusted_on_first_use": f.sha256 is None}
+        entry = {
+            "role": f.role,
+            "url": f.url,
+            "sha256": digest,
+            "verified_by": f.verified_by or "trust-on-first-use",
+            "trusted_on_first_use": f.verified_by is None,
+        }
         if f.member:
             files.update(extract_members(dest, {f.role: f.member}, workdir))
             entry["member"] = f.member

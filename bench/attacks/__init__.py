@@ -26,7 +26,9 @@ ATTACKS: Registry = Registry(
     ),
 )
 
-ATTACK_LOSSES: Registry = Registry("attack loss", base=AttackLoss, modules=("bench.attacks.losses",))
+ATTACK_LOSSES: Registry = Registry(
+    "attack loss", base=AttackLoss, modules=("bench.attacks.losses", "bench.attacks.paper_loss")
+)
 
 
 def build_attack(name: str, **params) -> Attack:

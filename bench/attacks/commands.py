@@ -54,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--eps", type=parse_eps, default=None, help="budget, e.g. 10/255 (attack default otherwise)")
     p.add_argument("--steps", type=int, default=None, help="iterations (attack default otherwise)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other attack parameter")
-    p.add_argument("--loss", default="l1_perceptual", help="attack loss (l1_perceptual, l1, mse)")
+    p.add_argument(
+        "--loss", default="l1_perceptual", help="attack loss (l1_perceptual, certsr_paper, l1, mse; see bench.attacks)"
+    )
     p.add_argument("--backbone", default="auto", help="perceptual backbone: auto, vgg19, vgg16")
     p.add_argument("--surrogate", default=None, help="method card to compute the attack on (transfer)")
     p.add_argument("--eot-samples", type=int, default=None, help="EOT draws for stochastic methods (8)")
@@ -91,7 +93,8 @@ def attack_command(args: argparse.Namespace) -> int:
         if name not in accepted and "attack_params" not in accepted:
             raise ValueError(f"attack {args.attack!r} takes no --{name}")
         params[name] = value
-    loss_kwargs = {"backbone": args.backbone} if args.loss in ("l1_perceptual", "default", "l1_vgg") else {}
+    with_backbone = ("l1_perceptual", "default", "l1_vgg", "certsr_paper", "paper")
+    loss_kwargs = {"backbone": args.backbone} if args.loss in with_backbone else {}
     loss = build_loss(args.loss, **loss_kwargs)
     target = "hr" if args.hr else "clean"
     common = {"loss": loss, "target": target, "surrogate": args.surrogate, "restarts": args.restarts}

@@ -1,4 +1,5 @@
-"""The losses attacks maximise: ``l1_perceptual`` (the default), ``l1`` and ``mse``; one value per image.
+"""The losses attacks maximise: ``l1_perceptual`` (the default), ``l1`` and ``mse``; one value per image. The paper
+matrices' ``certsr_paper`` (the same terms, perceptual weight 1e-2) is in :mod:`bench.attacks.paper_loss`.
 
 Paper: CertSR (Chaouai & Tamaazousti, seed 001 §3.1): the attacks maximise ``L = L1(f(x), y) + L_percep(f(x), y)``,
 "the perceptual and pixel-wise losses of the generator", i.e. ESRGAN's: the perceptual term is the L1 distance of VGG19
@@ -193,10 +194,11 @@ class MSELoss(AttackLoss):
 
 
 def describe(spec: Mapping[str, Any]) -> str:
-    """One line for a table footnote, e.g. ``l1_perceptual: 1.0*L1 + 1.0*vgg16 conv5_3 (fallback: ...)``."""
-    if spec.get("loss") != "l1_perceptual":
+    """One line for a table footnote, e.g. ``l1_perceptual: 1.0*L1 + 1.0*vgg16 conv5_3 (fallback: ...)`` (also for
+    ``certsr_paper``, :mod:`bench.attacks.paper_loss`)."""
+    if spec.get("loss") not in ("l1_perceptual", "certsr_paper"):
         return str(spec.get("loss"))
-    text = f"l1_perceptual: {spec['l1_weight']}*L1 + {spec['perceptual_weight']}*{spec['backbone']} {spec['layer']}"
+    text = f"{spec['loss']}: {spec['l1_weight']}*L1 + {spec['perceptual_weight']}*{spec['backbone']} {spec['layer']}"
     if spec.get("fallback_reason"):
         text += f" (fallback: {spec['fallback_reason']})"
     return text

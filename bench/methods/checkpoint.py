@@ -65,7 +65,8 @@ def producer_command(path: str | Path) -> str | None:
 
 
 def fetch_command(name: str) -> str:
-    """The command that stores asset ``name`` (with ``--trust-on-first-use`` when no source has a known sha256)."""
+    """The command that stores asset ``name`` (with ``--trust-on-first-use`` when no source is verifiable: no sha256
+    and no hash prefix in a published file name)."""
     from bench.assets import get_spec
 
     spec = get_spec(name)

@@ -2,8 +2,11 @@
 
 Paper: Wang et al., "ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks", ECCVW 2018
 (https://arxiv.org/abs/1809.00219). The architecture is :class:`bench.archs.rrdbnet.RRDBNet`; the weights come from a
-checkpoint with BasicSR key names (an asset name or a local file, see :mod:`bench.methods.checkpoint`) and are loaded
-strictly, so a checkpoint of another size fails with a message that says which size it holds.
+checkpoint (an asset name or a local file, see :mod:`bench.methods.checkpoint`) in BasicSR key names or in a foreign
+layout of the same generator (``RRDB_trunk``/``trunk_conv``/``upconv1``/``HRconv`` of ESRGAN, mmsr, RealSR and KAIR's
+BSRNet/BSRGAN; ``model.0``/``model.1.sub.N.RDB1.conv1.0`` of the original ESRGAN and ESRGAN-FS), renamed on load by
+:func:`bench.archs.rrdbnet_keys.to_basicsr`. Loading is strict, so a checkpoint of another size fails with a message
+that says which size it holds.
 
 Input (N, 3, h, w) float32 RGB in [0, 1]; :meth:`RRDBMethod.forward` returns (N, 3, 4h, 4w) unclamped (the real models
 overshoot to about [-0.2, 1.3]) and differentiable w.r.t. the input; ``super_resolve`` clamps to [0, 1].
@@ -23,6 +26,7 @@ from pathlib import Path
 import torch
 
 from bench.archs.rrdbnet import RRDBNet
+from bench.archs.rrdbnet_keys import KeyLayoutError, to_basicsr
 from bench.methods import ADAPTERS
 from bench.methods.base import Method
 from bench.methods.checkpoint import CheckpointError, load_weights
@@ -58,7 +62,8 @@ class RRDBMethod(Method):
         num_grow_ch: growth channels of the dense blocks (32).
         scale: 4 (2 and 1 pixel-unshuffle the input, as Real-ESRGAN's x2 model).
         checkpoint: asset name or path of the weights; ``None`` keeps the random initialisation (tests, training).
-        state_dict: weights given directly (BasicSR key names); exclusive with ``checkpoint``.
+        state_dict: weights given directly (any key layout of :mod:`bench.archs.rrdbnet_keys`); exclusive with
+            ``checkpoint``.
         fetch: download a missing asset instead of raising :class:`FileNotFoundError`.
         tile: LR tile size of ``super_resolve`` (``None``: never tile).
         tile_overlap: LR pixels of overlap between tiles (48). The effective receptive field of the 23-block model is
@@ -69,6 +74,7 @@ class RRDBMethod(Method):
         FileNotFoundError: the checkpoint is not stored (the message names ``python -m bench assets fetch NAME``).
         CheckpointError: (a ``RuntimeError``) the checkpoint does not fit this architecture (strict load); the
             message gives its size.
+        ValueError: the checkpoint's keys match no known RRDBNet key layout (:class:`KeyLayoutError`).
     """
 
     differentiable = True
@@ -92,13 +98,19 @@ class RRDBMethod(Method):
         self.net = RRDBNet(scale=scale, num_feat=num_feat, num_block=num_block, num_grow_ch=num_grow_ch)
         self.arch_args = {"num_block": num_block, "num_feat": num_feat, "num_grow_ch": num_grow_ch, "scale": scale}
         self.checkpoint = str(checkpoint) if checkpoint is not None else None
+        self.key_layout: str | None = None
         if checkpoint is not None:
             state_dict = load_weights(checkpoint, fetch=fetch)
         if state_dict is not None:
             self.load_weights(state_dict, source=self.checkpoint or "state_dict")
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], source: str = "state_dict") -> None:
-        """Load BasicSR-named weights strictly into :attr:`net`; a size mismatch names the checkpoint's size."""
+        """Load weights strictly into :attr:`net` after renaming a foreign key layout to BasicSR names (recorded in
+        :attr:`key_layout`); a size mismatch names the checkpoint's size."""
+        try:
+            state_dict, self.key_layout = to_basicsr(state_dict)
+        except KeyLayoutError as exc:
+            raise KeyLayoutError(f"checkpoint {source}: {exc}") from None
         try:
             self.net.load_state_dict(dict(state_dict), strict=True)
         except RuntimeError as exc:

@@ -339,6 +339,9 @@ def test_packaged_manifest():
         "niqe-pristine",
         "esrgan-x4",
         "brisque-live",
+        "realesrnet-x4plus",
+        "bsrnet",
+        "bsrgan",
     ]
     for spec in list_assets():
         assert spec.sources and spec.license and spec.paper
@@ -346,7 +349,9 @@ def test_packaged_manifest():
         for s in spec.sources:
             if s.type == "pypi":
                 assert len(s.sha256) == 64
-    assert get_spec("esrgan-x4").source_types() == ["url"] and not get_spec("esrgan-x4").sources[0].verified
+    (esrgan,) = get_spec("esrgan-x4").sources
+    assert esrgan.verified and esrgan.files[0].verified_by == "name-prefix"  # ...-ff704c30.pth, torch.hub style
+    assert get_spec("bsrgan").sources[0].format == "rrdbnet-pth"
     assert get_spec("realesrgan-x4plus").sources[0].files[0].sha256.startswith("4fa0d389")
     assert get_spec("lpips-alex").sources[0].files[0].sha256.startswith("7be5be79")  # torchvision's name prefix
     assert get_spec("brisque-live").source_types() == ["url", "pypi"] and get_spec("brisque-live").kind == "brisque"

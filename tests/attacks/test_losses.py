@@ -50,7 +50,7 @@ def test_spec_records_backbone(tiny_loss) -> None:
     spec = tiny_loss.spec()
     assert spec["backbone"] == "tiny random convs" and spec["pre_activation"] and spec["fallback_reason"] is None
     assert "l1_perceptual" in describe(spec)
-    assert set(ATTACK_LOSSES.names()) == {"l1", "l1_perceptual", "mse"}
+    assert set(ATTACK_LOSSES.names()) == {"l1", "l1_perceptual", "mse", "certsr_paper"}
     assert L1PerceptualLoss(perceptual_weight=0.0).spec()["backbone"] is None
 
 

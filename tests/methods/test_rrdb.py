@@ -118,10 +118,19 @@ def test_missing_asset_names_fetch_command(isolated_home: Path) -> None:
     assert checkpoint_sha256("realesrgan-x4plus") is None
 
 
-def test_fetch_command_asks_trust_for_unhashed_official_files() -> None:
-    """esrgan-x4 has only an official URL without a published sha256: fetching it needs --trust-on-first-use."""
+def test_fetch_command_asks_trust_for_unhashed_official_files(tmp_path: Path, monkeypatch) -> None:
+    """esrgan-x4 is verified by the hash prefix of its published file name (no trust needed); a URL with neither a
+    sha256 nor such a prefix needs --trust-on-first-use."""
+    import yaml
+
     assert fetch_command("realesrgan-x4plus") == "python -m bench assets fetch realesrgan-x4plus"
-    assert fetch_command("esrgan-x4") == "python -m bench assets fetch esrgan-x4 --trust-on-first-use"
+    assert fetch_command("esrgan-x4") == "python -m bench assets fetch esrgan-x4"
+    source = {"type": "url", "format": "basicsr-pth", "files": [{"role": "weights", "url": "https://h/x.pth"}]}
+    asset = {"name": "unhashed", "kind": "rrdbnet", "description": "-", "license": "-", "paper": "-"}
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "assets": [{**asset, "sources": [source]}]}), encoding="utf-8")
+    monkeypatch.setenv("BENCH_ASSETS_MANIFEST", str(path))
+    assert fetch_command("unhashed") == "python -m bench assets fetch unhashed --trust-on-first-use"
 
 
 def test_unknown_asset_is_keyerror(isolated_home: Path) -> None:
