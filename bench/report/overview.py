@@ -244,6 +244,7 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
                         "title": titles.get(method, method),
                         "cells": cells,
                         "partial": bool(r["partial"]),
+                        "empty": all(c["value"] == "" for c in cells),
                         "n": int(r["n"]),
                         "n_total": int(r["n_total"]),
                     }

@@ -70,3 +70,15 @@ def test_default_report_is_small_and_inline_holds_everything(board_run):
     assert full and all((board_run / f).is_file() for f in full)
     inline = write_report(board_run, inline=True).read_text()
     assert "data-full=" not in inline and not (board_run / "report_files").exists()
+
+
+def test_report_command_inline_and_primary(board_run, capsys):
+    from bench.cli import main
+
+    assert main(["report", str(board_run), "--inline", "--primary", "dist"]) == 0
+    index = board_run / "index.html"
+    assert capsys.readouterr().out.strip() == str(index)
+    html = index.read_text()
+    assert "data-full=" not in html and "Ranked by <strong>mean dist ↓</strong>" in html
+    assert main(["report", str(board_run), "--primary", "nope"]) == 2  # one clear line, no traceback
+    assert "'nope' is not a metric of this run" in capsys.readouterr().err
