@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 from typing import Any
@@ -221,13 +220,6 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _curves(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"title": c["title"], "src": "data:image/png;base64," + base64.b64encode(c["png"]).decode("ascii")}
-        for c in curves
-    ]
-
-
 def _published() -> list[dict[str, Any]]:
     out = []
     for paper in load_published():
@@ -275,7 +267,6 @@ def render_report(
         "failed_cells": [p for p in data.payloads if p.get("status") != "ok" and p.get("fix")],
         "missing": data.missing,
         "stale": data.stale,
-        "curves": _curves(curves),
         "smoothing": _smoothing(data),
         "attacks": matrix.get("attacks") or [],
         "attack_images": matrix.get("attack_images"),
@@ -283,7 +274,7 @@ def render_report(
         "methods": info.get("methods", {}),
     }
     # --- leaderboard hook: overview, gallery comparison, sortable tables, linked images (bench/report/board.py) ---
-    context.update(board_context(data, curves, inline=inline, primary=primary))
+    context.update(board_context(data, curves, inline=inline, primary=primary))  # also "curves": linked or inlined
     # --- end leaderboard hook ---
     return _environment().get_template(TEMPLATE).render(**context)
 
