@@ -150,8 +150,9 @@ def _artifacts(tmp_path: Path) -> Path:
     return folder
 
 
-def test_report_works_in_headless_chromium(board_run, tmp_path):
-    index = write_report(board_run)
+@pytest.mark.parametrize("inline", [False, True], ids=["linked-files", "single-file"])
+def test_report_works_in_headless_chromium(board_run, tmp_path, inline):
+    index = write_report(board_run, inline=inline)
     page = index.read_text(encoding="utf-8")
     assert page.count("<head>") == 1 and page.count("</body>") == 1
     selftest = index.with_name("selftest.html")  # beside index.html: the same relative links
@@ -178,7 +179,9 @@ def test_report_works_in_headless_chromium(board_run, tmp_path):
     assert out["pixelated"] == "pixelated" and out["srcChanged"]
     assert out["naturalWidth"] == 32 and out["stageWidth"] == pytest.approx(4 * 32)  # the full-size file, zoomed
 
-    shot = _artifacts(tmp_path) / "report-overview.png"
+    assert ("data-full=" in page) is not inline
+
+    shot = _artifacts(tmp_path) / f"report-overview-{'single-file' if inline else 'linked-files'}.png"
     proc = _run(["--window-size=1280,1400", f"--screenshot={shot}", index.as_uri()], tmp_path / "profile-b")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
