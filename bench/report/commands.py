@@ -1,6 +1,8 @@
 """``python -m bench report RUN``: re-render ``results.csv``, ``tables/`` and ``index.html`` from a run's store.
 
 ``RUN`` is a run directory, or a run name under ``--out`` (default ``reports/``). Prints the path of ``index.html``.
+``--inline`` embeds every image (a single-file report); by default the page holds compressed thumbnails and links the
+full-size images beside it. ``--primary METRIC`` ranks the overview by that metric (default: the matrix's first).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", help="run directory, or run name under --out")
     p.add_argument("--out", type=Path, default=None, help="parent folder of runs (default: reports/)")
+    p.add_argument(
+        "--inline",
+        action="store_true",
+        help="embed every image losslessly in index.html (one self-contained file; larger) instead of linking the "
+        "full-size files beside it",
+    )
+    p.add_argument(
+        "--primary", default=None, metavar="METRIC", help="metric the overview ranks by (default: the matrix's first)"
+    )
     p.set_defaults(func=report_command)
 
 
@@ -38,5 +49,5 @@ def report_command(args: argparse.Namespace) -> int:
     from bench.report.html import write_report
 
     run_dir = resolve_run_dir(args.run, args.out)
-    print(write_report(run_dir))
+    print(write_report(run_dir, inline=args.inline, primary=args.primary))
     return 0

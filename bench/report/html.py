@@ -1,8 +1,11 @@
-"""The HTML leaderboard: a packaged Jinja2 template rendered with autoescape into one self-contained file.
+"""The HTML leaderboard: a packaged Jinja2 template rendered with autoescape into ``index.html``.
 
 ``write_report(run_dir)`` reads the store (``run.json``, ``cells/``), writes ``results.csv``, ``tables/*.csv``,
-``figures/*.png`` and ``index.html``, and returns the path of ``index.html``. The page has no external resource: CSS
-is inline and the gallery and curve PNGs are embedded as base64 ``data:`` URIs. It shows the run's provenance, a note
+``figures/*.png`` and ``index.html``, and returns the path of ``index.html``. Nothing is loaded from the network: CSS
+and the small script (sortable, filterable tables; the gallery's A/B viewer) are inline; the gallery shows compressed
+thumbnails and links the full-size PNGs and curve figures beside ``index.html`` (``inline=True``: every image
+embedded as a ``data:`` URI, one self-contained file). It opens with the overview (:mod:`bench.report.overview`: one
+ranked table, methods as rows, clean / per threat family / mean / worst / drop), then the run's provenance, a note
 when crops were used, one leaderboard per (dataset, condition, attack, budget) with the best and second-best value of
 each column marked in the direction of the metric spec's ``higher_is_better`` (attacked boards name the mode that made
 each row -- white-box, eot, transfer -- and, for entries run with several seeds, the worst per-seed mean under the
@@ -18,13 +21,14 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from bench.report.board import board_context
+from bench.report.board import template_globals as board_globals
 from bench.report.tables import (
     NO_ATTACK,
     RunData,
@@ -46,13 +50,15 @@ TEMPLATE = "index.html.j2"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals.update(board_globals())  # leaderboard hook: board ids (bench/report/board.py)
+    return env
 
 
 def _describe(spec: dict[str, Any]) -> str:
@@ -60,10 +66,6 @@ def _describe(spec: dict[str, Any]) -> str:
 
     fields = {k: spec[k] for k in MetricSpec.__dataclass_fields__ if k in spec}
     return MetricSpec(**fields).describe()
-
-
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _certified(spec: dict[str, Any] | None) -> bool:
@@ -173,44 +175,6 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     return boards
 
 
-def _gallery(data: RunData) -> list[dict[str, Any]]:
-    root = data.run_dir / "gallery"
-    if not root.is_dir():
-        return []
-    methods = data.order("method")
-    order = {c: i for i, c in enumerate(data.order("condition"))}
-
-    def rank(path: Path) -> tuple:
-        condition, _, attack = path.name.partition("@")
-        return (order.get(condition, 1e9), attack != "", attack)
-
-    out = []
-    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for cond_dir in sorted((p for p in dataset_dir.iterdir() if p.is_dir()), key=rank):
-            tiles = []
-            attacked = "@" in cond_dir.name
-            lr_label = "LR input (nearest)" if attacked else "LR (nearest)"
-            for label, name in (("HR", "HR.png"), (lr_label, "LR.png")):
-                if (cond_dir / name).is_file():
-                    tiles.append({"label": label, "src": _data_uri(cond_dir / name)})
-            srs = {p.stem[3:]: p for p in cond_dir.glob("sr-*.png")}
-            method_of = {stem: stem.split("--", 1)[0] for stem in srs}
-            known = [s for m in methods for s in sorted(srs) if method_of[s] == m]
-            for stem in known + sorted(set(srs) - set(known)):
-                label = stem.replace("--", " [", 1) + ("]" if "--" in stem else "")
-                adv = cond_dir / f"adv-{stem}.png"
-                if adv.is_file():
-                    tiles.append({"label": f"x_adv: {label}", "src": _data_uri(adv)})
-                    tiles.append({"label": f"SR(x_adv): {label}", "src": _data_uri(srs[stem])})
-                else:
-                    tiles.append({"label": label, "src": _data_uri(srs[stem])})
-            if tiles:
-                condition, _, attack = cond_dir.name.partition("@")
-                title = condition + (f" + {attack} (largest budget)" if attack else "")
-                out.append({"dataset": dataset_dir.name, "condition": title, "tiles": tiles})
-    return out
-
-
 def _smoothing(data: RunData) -> list[dict[str, Any]]:
     """One row per sigma choice (or fixed sigma) of the median-smoothing methods of the run."""
     seen: dict[tuple, dict[str, Any]] = {}
@@ -256,13 +220,6 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _curves(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"title": c["title"], "src": "data:image/png;base64," + base64.b64encode(c["png"]).decode("ascii")}
-        for c in curves
-    ]
-
-
 def _published() -> list[dict[str, Any]]:
     out = []
     for paper in load_published():
@@ -283,9 +240,12 @@ def _published() -> list[dict[str, Any]]:
     return out
 
 
-def render_report(data: RunData, curves: list[dict[str, Any]] | None = None) -> str:
+def render_report(
+    data: RunData, curves: list[dict[str, Any]] | None = None, *, inline: bool = False, primary: str | None = None
+) -> str:
     """The HTML of a run's report (a string); ``curves`` as :func:`bench.report.curves.write_curves` returns them
-    (drawn here when not given)."""
+    (drawn here when not given). ``inline``: embed every image (a single-file report) instead of linking the
+    full-size files beside ``index.html``; ``primary``: the overview's ranking metric (default: the matrix's first)."""
     if curves is None:
         from bench.report.curves import attack_curves, severity_curves
 
@@ -307,25 +267,28 @@ def render_report(data: RunData, curves: list[dict[str, Any]] | None = None) -> 
         "failed_cells": [p for p in data.payloads if p.get("status") != "ok" and p.get("fix")],
         "missing": data.missing,
         "stale": data.stale,
-        "gallery": _gallery(data),
-        "curves": _curves(curves),
         "smoothing": _smoothing(data),
         "attacks": matrix.get("attacks") or [],
         "attack_images": matrix.get("attack_images"),
         "published": _published(),
         "methods": info.get("methods", {}),
     }
+    # --- leaderboard hook: overview, gallery comparison, sortable tables, linked images (bench/report/board.py) ---
+    context.update(board_context(data, curves, inline=inline, primary=primary))  # also "curves": linked or inlined
+    # --- end leaderboard hook ---
     return _environment().get_template(TEMPLATE).render(**context)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``results.csv``, ``tables/*.csv`` and ``index.html`` of a run directory; return ``index.html``."""
+def write_report(run_dir: str | Path, *, inline: bool = False, primary: str | None = None) -> Path:
+    """Write ``results.csv``, ``tables/*.csv`` and ``index.html`` of a run directory; return ``index.html``.
+
+    ``inline`` and ``primary`` as in :func:`render_report`."""
     from bench.report.curves import write_curves
 
     data = load_run(run_dir)
     write_tables(data)
     curves = write_curves(data)
     index = data.run_dir / "index.html"
-    index.write_text(render_report(data, curves), encoding="utf-8")
+    index.write_text(render_report(data, curves, inline=inline, primary=primary), encoding="utf-8")
     logger.info("report written to %s", index)
     return index

@@ -1,6 +1,6 @@
 """Robustness curves and attacked leaderboards from a hand-written store: the points of metric-vs-epsilon (the
-epsilon-0 point on the attacked images only) and metric-vs-severity, the PNGs inlined in the HTML, mode columns,
-the worst over seeds, and the attacked gallery."""
+epsilon-0 point on the attacked images only) and metric-vs-severity, the PNGs linked (or inlined) in the HTML, mode
+columns, the worst over seeds, and the attacked gallery."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_severity_series_use_clean_as_level_zero(run_dir):
     assert item["values"] == pytest.approx([(30 + 28 + 10) / 3, 26.0, 22.0])
 
 
-def test_curves_are_pngs_and_inlined(run_dir):
+def test_curves_are_pngs_linked_or_inlined(run_dir):
     data = load_run(run_dir)
     (curve,) = attack_curves(data)
     assert curve["png"].startswith(b"\x89PNG") and curve["images"] == 2 and curve["attack"] == "fgsm"
@@ -115,9 +115,12 @@ def test_curves_are_pngs_and_inlined(run_dir):
     html = write_report(run_dir).read_text()
     assert "Robustness curves" in html
     assert {p.name for p in (run_dir / "figures").iterdir()} == {curve["file"], sev["file"]}
-    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert sum(base64.b64decode(u).startswith(b"\x89PNG") for u in uris) == 2 + 4  # curves + gallery tiles
+    assert f'src="figures/{curve["file"]}"' in html and f'src="figures/{sev["file"]}"' in html  # files beside it
     assert "x_adv: det [white-box]" in html and "SR(x_adv): det [white-box]" in html
+    html = write_report(run_dir, inline=True).read_text()
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    # curves + gallery tiles: HR, LR, x_adv, its perturbation, SR(x_adv)
+    assert sum(base64.b64decode(u).startswith(b"\x89PNG") for u in uris) == 2 + 5
     assert "first 2 image(s)" in html
 
 

@@ -105,7 +105,7 @@ def test_rank_marks_ties_and_missing():
     assert rank_marks(table, {}) == {}
 
 
-def test_html_is_escaped_marked_and_self_contained(run_dir):
+def test_html_is_escaped_marked_and_linked_or_self_contained(run_dir):
     index = write_report(run_dir)
     html = index.read_text()
     assert EVIL not in html and "&lt;script&gt;" in html  # autoescape, in the table and in the failure list
@@ -117,9 +117,13 @@ def test_html_is_escaped_marked_and_self_contained(run_dir):
     assert "dist ↓" in html and "psnr ↑" in html
     assert 'title="dist: RGB' in html and "lower is better" in html  # spec tooltip + footnote
     assert "Crops were used" in html and "HR crop 64" in html
+    links = re.findall(r'(?:src|href|data-full)="(?!data:|#)([^"]+)"', html)
+    assert links and all((run_dir / link).is_file() for link in links)  # full-size files beside index.html
+    assert not any(link.startswith(("http:", "https:", "//", "/")) for link in links)  # nothing from the network
+    html = write_report(run_dir, inline=True).read_text()
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(uris) == 2 and all(base64.b64decode(u).startswith(b"\x89PNG") for u in uris)
-    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing external
+    assert not re.search(r'(src|href)="(?!data:|#)', html)  # one self-contained file
     assert "<style>" in html
     assert "1 cell(s) of the matrix are not stored yet" in html
     assert "Published numbers" in html and "DIV2K" in html and "not comparable" in html
