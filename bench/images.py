@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from bench.errors import BadImage
 
-class ImageError(ValueError):
+
+class ImageError(BadImage):
     """An image file that cannot be read, or an array that is not an image."""
 
 

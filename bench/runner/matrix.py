@@ -87,6 +87,7 @@ _TOP_KEYS = frozenset(
         "seeds",
         "gallery",
         "batch_images",
+        "store_outputs",
         "attacks",
         "attack_images",
         "stochastic_seeds",
@@ -378,6 +379,8 @@ class Matrix:
     attack_images: int | None = None
     stochastic_seeds: tuple[int, ...] | None = None
     smoothing: Smoothing | None = None
+    #: keep every SR output (``<run>/outputs/<key>.safetensors``) so that a metric added later runs no model
+    store_outputs: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in ``run.json``)."""
@@ -402,6 +405,7 @@ class Matrix:
             "attack_images": self.attack_images,
             "stochastic_seeds": None if self.stochastic_seeds is None else list(self.stochastic_seeds),
             "smoothing": None if self.smoothing is None else self.smoothing.identity(),
+            "store_outputs": self.store_outputs,
         }
 
     @property
@@ -1010,6 +1014,10 @@ def parse_matrix(data: Mapping[str, Any], source: str = "<dict>", overrides: Seq
     if not _is_int(batch_images) or batch_images < 1:
         problems.append(f"batch_images: must be a positive integer, got {batch_images!r}")
         batch_images = 1
+    store_outputs = data.get("store_outputs", False)
+    if not isinstance(store_outputs, bool):
+        problems.append(f"store_outputs: must be true or false, got {store_outputs!r}")
+        store_outputs = False
 
     datasets = _parse_datasets(data.get("datasets"), scale, problems)
     methods = _parse_methods(data.get("methods"), problems)
@@ -1068,6 +1076,7 @@ def parse_matrix(data: Mapping[str, Any], source: str = "<dict>", overrides: Seq
         attack_images=attack_images,
         stochastic_seeds=stochastic_seeds,
         smoothing=smoothing,
+        store_outputs=store_outputs,
     )
 
 
