@@ -27,6 +27,7 @@ import jinja2
 
 from bench.report.tables import (
     NO_ATTACK,
+    Entry,
     RunData,
     failures,
     format_value,
@@ -38,6 +39,7 @@ from bench.report.tables import (
     worst_over_seeds,
     write_tables,
 )
+from bench.results.schema import GalleryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +87,10 @@ def _missing(data: RunData, dataset: str, condition: str, attack: str, epsilon: 
     Their rows stay on the leaderboard, marked, with that command."""
     out = {}
     for payload in data.payloads:
-        labels = payload.get("labels", {})
-        if payload.get("status") == "ok" or not payload.get("fix"):
+        if payload.ok or not payload.fix:
             continue
-        same_attack = (labels.get("attack") or NO_ATTACK) == attack
-        same_eps = attack == NO_ATTACK or abs(float(labels.get("epsilon") or 0.0) - float(epsilon or 0.0)) < 1e-9
-        if labels.get("dataset") == dataset and labels.get("condition") == condition and same_attack and same_eps:
-            out[labels.get("method")] = payload["fix"]
+        if payload.labels.same_scenario(dataset, condition, attack, epsilon):
+            out[payload.labels.method] = payload.fix
     return out
 
 
@@ -102,6 +101,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     conditions = {c["name"]: c for c in data.info.get("matrix", {}).get("conditions", [])}
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     boards = []
+    parts = data.entry_parts()
     for dataset in data.order("dataset"):
         for condition, attack, epsilon in data.scenarios(dataset):
             entries = data.entries(dataset, condition, attack, epsilon)
@@ -135,14 +135,22 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                             "partial": not optional and n < expected[metric],
                         }
                     )
-                method = entry.split(" [", 1)[0]
-                mode = entry[len(method) + 2 : -1] if entry != method else ""
-                rows.append({"method": entry, "mode": mode, "title": titles.get(method, method), "cells": cells})
+                part = parts.get(entry, Entry(entry))
+                rows.append(
+                    {
+                        "method": entry,
+                        "mode": part.mode_text,
+                        "title": titles.get(part.method, part.method),
+                        "cells": cells,
+                        "missing": "",
+                        "_method": part.method,
+                    }
+                )
             missing = _missing(data, dataset, condition, attack, epsilon)
             present = set()
             for row in rows:
-                present.add(row["method"].split(" [", 1)[0])
-                row["missing"] = missing.get(row["method"].split(" [", 1)[0], "")
+                present.add(row["_method"])
+                row["missing"] = missing.get(row.pop("_method"), "")
             rows += [
                 {"method": m, "mode": "", "title": titles.get(m, m), "cells": [_EMPTY_CELL] * len(shown), "missing": f}
                 for m, f in missing.items()
@@ -174,40 +182,35 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
 
 
 def _gallery(data: RunData) -> list[dict[str, Any]]:
-    root = data.run_dir / "gallery"
-    if not root.is_dir():
-        return []
-    methods = data.order("method")
+    """Gallery sections from the cells' :class:`~bench.results.schema.GalleryEntry` items: one per (dataset,
+    condition[, attack]), HR and LR first, then each method in matrix order (attacked: x_adv and its output)."""
+    methods = {m: i for i, m in enumerate(data.order("method"))}
     order = {c: i for i, c in enumerate(data.order("condition"))}
-
-    def rank(path: Path) -> tuple:
-        condition, _, attack = path.name.partition("@")
-        return (order.get(condition, 1e9), attack != "", attack)
-
+    sections: dict[tuple[str, str, str], dict[str, GalleryEntry]] = {}
+    for payload in data.payloads:
+        for g in payload.gallery:
+            if (data.run_dir / g.path).is_file():
+                sections.setdefault((g.dataset, g.condition, g.attack or ""), {})[g.path] = g
+    kind_rank = {"hr": 0, "lr": 1, "adv": 2, "sr_adv": 3, "sr": 3}
     out = []
-    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for cond_dir in sorted((p for p in dataset_dir.iterdir() if p.is_dir()), key=rank):
-            tiles = []
-            attacked = "@" in cond_dir.name
-            lr_label = "LR input (nearest)" if attacked else "LR (nearest)"
-            for label, name in (("HR", "HR.png"), (lr_label, "LR.png")):
-                if (cond_dir / name).is_file():
-                    tiles.append({"label": label, "src": _data_uri(cond_dir / name)})
-            srs = {p.stem[3:]: p for p in cond_dir.glob("sr-*.png")}
-            method_of = {stem: stem.split("--", 1)[0] for stem in srs}
-            known = [s for m in methods for s in sorted(srs) if method_of[s] == m]
-            for stem in known + sorted(set(srs) - set(known)):
-                label = stem.replace("--", " [", 1) + ("]" if "--" in stem else "")
-                adv = cond_dir / f"adv-{stem}.png"
-                if adv.is_file():
-                    tiles.append({"label": f"x_adv: {label}", "src": _data_uri(adv)})
-                    tiles.append({"label": f"SR(x_adv): {label}", "src": _data_uri(srs[stem])})
-                else:
-                    tiles.append({"label": label, "src": _data_uri(srs[stem])})
-            if tiles:
-                condition, _, attack = cond_dir.name.partition("@")
-                title = condition + (f" + {attack} (largest budget)" if attack else "")
-                out.append({"dataset": dataset_dir.name, "condition": title, "tiles": tiles})
+    for dataset, condition, attack in sorted(sections, key=lambda k: (k[0], order.get(k[1], 1e9), k[2] != "", k[2])):
+        entries = sorted(
+            sections[(dataset, condition, attack)].values(),
+            key=lambda g: (g.method is not None, methods.get(g.method, 1e9), g.method or "", kind_rank[g.kind]),
+        )
+        tiles = []
+        for g in entries:
+            label = g.method if g.mode is None else f"{g.method} [{g.mode.value}]"
+            text = {
+                "hr": "HR",
+                "lr": "LR input (nearest)" if attack else "LR (nearest)",
+                "sr": label,
+                "adv": f"x_adv: {label}",
+                "sr_adv": f"SR(x_adv): {label}",
+            }[g.kind]
+            tiles.append({"label": text, "src": _data_uri(data.run_dir / g.path)})
+        title = condition + (f" + {attack} (largest budget)" if attack else "")
+        out.append({"dataset": dataset, "condition": title, "tiles": tiles})
     return out
 
 
@@ -215,15 +218,15 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
     """One row per sigma choice (or fixed sigma) of the median-smoothing methods of the run."""
     seen: dict[tuple, dict[str, Any]] = {}
     for payload in data.payloads:
-        sm = payload.get("smoothing")
+        sm = payload.smoothing
         if not sm:
             continue
-        labels = payload.get("labels", {})
-        attack = labels.get("attack")
-        label = f"{attack} eps={_eps_text(labels.get('epsilon', 0.0))}" if attack else "none"
-        if labels.get("variant") not in (None, "direct"):
-            label += f" ({labels['variant']})"
-        key = (labels.get("method"), labels.get("dataset"), labels.get("condition"), label)
+        labels = payload.labels
+        attack = labels.attack
+        label = f"{attack} eps={_eps_text(labels.epsilon or 0.0)}" if attack else "none"
+        if labels.variant not in (None, "direct"):
+            label += f" ({labels.variant})"
+        key = (labels.method, labels.dataset, labels.condition, label)
         if key in seen:
             continue
         selection = sm.get("selection") or {}
@@ -233,9 +236,9 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
         certificates = sm.get("certificates") or []
         cert = certificates[0] if certificates else {}
         seen[key] = {
-            "method": labels.get("method"),
-            "dataset": labels.get("dataset"),
-            "condition": labels.get("condition"),
+            "method": labels.method,
+            "dataset": labels.dataset,
+            "condition": labels.condition,
             "attack": label,
             "sigma": "none" if chosen is None else f"{float(chosen):g}",
             "auto": bool(sm.get("sigma_auto")),
@@ -304,7 +307,7 @@ def render_report(data: RunData, curves: list[dict[str, Any]] | None = None) -> 
         "leaderboards": _leaderboards(data),
         "footnotes": [_describe(specs[m]) for m in data.order("metric") if m in specs],
         "failures": fails.fillna("").to_dict("records"),
-        "failed_cells": [p for p in data.payloads if p.get("status") != "ok" and p.get("fix")],
+        "failed_cells": [p.as_dict() for p in data.payloads if not p.ok and p.fix],
         "missing": data.missing,
         "stale": data.stale,
         "gallery": _gallery(data),
