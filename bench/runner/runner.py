@@ -60,7 +60,8 @@ from bench.runner.stages.infer import certify_settings, finite_mask, infer, meth
 from bench.runner.stages.outputs import OutputStore
 from bench.runner.stages.plan import plan
 from bench.runner.stages.prepare import Item, prepare
-from bench.runner.stages.record import Rows, cell_labels, rescored_row
+from bench.runner.stages.record import Rows, cell_labels
+from bench.runner.stages.rescore import merge, missing_metrics, rescore
 from bench.runner.stages.score import build_metrics, certified_specs, certified_values, score
 from bench.runner.stages.sigma import SigmaSelector
 from bench.runner.store import Store
@@ -176,13 +177,6 @@ class Runner:
             "started": now(),
         }
 
-    def missing_metrics(self, stored: CellPayload | None) -> list[str] | None:
-        """``None``: compute the whole cell; else the matrix's metrics the stored ok cell lacks (or has another spec
-        of) -- ``[]`` when it is complete."""
-        if stored is None or not stored.ok:
-            return None
-        return [name for name, spec in self.metric_specs.items() if stored.metric_specs.get(name) != spec]
-
     def run(self) -> RunSummary:
         """Compute this rank's pending cells and metrics; return counts (failure rows do not raise)."""
         mine = shard(self.cells, self.rank, self.world_size)
@@ -196,10 +190,10 @@ class Runner:
         work = []
         for cell in mine:
             stored = self.store.load_payload(cell.key)
-            missing = self.missing_metrics(stored)
+            missing = missing_metrics(stored, self.metric_specs)
             if missing == []:
                 if set(stored.metric_specs) - set(self.metric_specs):  # metrics dropped from the matrix
-                    self.store.write(cell.key, self._merge(stored, set(), None).as_dict())
+                    self.store.write(cell.key, merge(stored, self.metric_specs, set(), None).as_dict())
                 continue
             work.append((cell, stored, missing))
         summary.skipped = len(mine) - len(work)
@@ -229,7 +223,7 @@ class Runner:
                     metrics = None if missing is None else {m: self.metrics[m] for m in missing}
                     payload = self._compute_with_sigma(cell, method, metrics)
                     if missing is not None and payload.ok:
-                        payload = self._merge(stored, set(missing), payload)
+                        payload = merge(stored, self.metric_specs, set(missing), payload)
             self.store.write(cell.key, payload.as_dict())
             summary.computed += 1
             if not payload.ok:
@@ -305,21 +299,6 @@ class Runner:
         payload = self._payload(cell, STATUS_FAILED, [rows.failed(None, None, error)], now(), 0.0, 0)
         payload.error, payload.fix = message, fix
         return payload
-
-    def _merge(self, stored: CellPayload, recomputed: set[str], new: CellPayload | None) -> CellPayload:
-        """A stored cell with the metrics ``recomputed`` taken from ``new`` (or none), dropped metrics removed."""
-        current = set(self.metric_specs)
-        dropped = set(stored.metric_specs) - current
-        if new is None:
-            keep = [r for r in stored.records if r["metric"] not in recomputed | dropped]
-            stored.records = keep
-            stored.metric_specs = {k: v for k, v in stored.metric_specs.items() if k in current}
-            return stored
-        kept_metrics = current - recomputed
-        new.records = [r for r in stored.records if r["metric"] in kept_metrics] + new.records
-        new.metric_specs = {**{k: stored.metric_specs[k] for k in kept_metrics}, **new.metric_specs}
-        new.gallery = new.gallery or stored.gallery
-        return new
 
     # ------------------------------------------------------------------------------------------------- one cell
     def compute_cell(
@@ -417,7 +396,7 @@ class Runner:
             idx = torch.tensor(keep, device=sr.device)
             sr_k, hr_k, x_k = sr.index_select(0, idx), hr.index_select(0, idx), x.index_select(0, idx)
             kept = [names[i] for i in keep]
-            stochastic = bool(self.provenances.get(cell.method, {}).get("stochastic", False))
+            stochastic = method.capabilities.stochastic
             x_adv = x_k if cell.threat.attacked else None
             clean_k = lr_clean.index_select(0, idx)
             state.gallery += self.gallery.write(cell, stochastic, kept, hr_k, clean_k, sr_k, x_adv, mode)
@@ -452,33 +431,12 @@ class Runner:
                     out.append(rows.failed(names[i], column, f"certified value is {values[i]}", column_spec))
         return out
 
-    # --------------------------------------------------------------------------------------- stored outputs
     def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload:
         """Score the metrics ``missing`` of a stored cell on its stored SR outputs (no model runs)."""
         tensors = self.outputs.read(cell.key, self.device)
         dataset = self.dataset(cell)
-        metrics = {m: self.metrics[m] for m in missing}
-        templates: dict[str, dict[str, Any]] = {}
-        for rec in stored.records:
-            templates.setdefault(rec["image"], rec)
-        new: list[dict[str, Any]] = []
-        for name, template in templates.items():
-            hr = prepare(dataset, name, self.matrix.scale, self.device).hr
-            sr, x = tensors[f"sr/{name}"], tensors[f"x/{name}"]
-            for metric_name, values in score(metrics, sr, hr, x).items():
-                spec = metrics[metric_name].spec.as_dict()
-                if isinstance(values, BaseException):
-                    row = rescored_row(template, metric_name, float("nan"), spec)
-                    row["error"] = error_text(values)
-                    new.append(row)
-                    continue
-                new.append(rescored_row(template, metric_name, values[0], spec))
-        payload = self._merge(stored, set(missing), None)
-        payload.records += new
-        payload.metric_specs.update({m: metrics[m].spec.as_dict() for m in missing})
-        if any(r["status"] != STATUS_OK for r in new):
-            payload.status = STATUS_FAILED
-            payload.error = f"{sum(r['status'] != STATUS_OK for r in new)} failure rows"
+        args = (self.metrics, self.metric_specs, tensors, dataset, self.matrix.scale, self.device)
+        payload = rescore(stored, missing, *args)
         logger.info("%s: scored %s on the stored outputs", cell.label(), ", ".join(missing))
         return payload
 
