@@ -218,8 +218,8 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
     """One row per sigma choice (or fixed sigma) of the median-smoothing methods of the run."""
     seen: dict[tuple, dict[str, Any]] = {}
     for payload in data.payloads:
-        sm = payload.smoothing
-        if not sm:
+        sm = payload.smoothing_summary()
+        if sm is None:
             continue
         labels = payload.labels
         attack = labels.attack
@@ -229,32 +229,21 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
         key = (labels.method, labels.dataset, labels.condition, label)
         if key in seen:
             continue
-        selection = sm.get("selection") or {}
-        scores = selection.get("scores", {})
-        chosen = selection.get("sigma") if selection else sm.get("sigma")
-        chosen_key = "none" if chosen is None else repr(float(chosen))
-        certificates = sm.get("certificates") or []
-        cert = certificates[0] if certificates else {}
+        chosen_key = "none" if sm.sigma is None else repr(sm.sigma)
         seen[key] = {
             "method": labels.method,
             "dataset": labels.dataset,
             "condition": labels.condition,
             "attack": label,
-            "sigma": "none" if chosen is None else f"{float(chosen):g}",
-            "auto": bool(sm.get("sigma_auto")),
-            "paper_sigma": selection.get("paper_sigma", "—") if selection else "—",
-            "metric": (selection.get("metric") or {}).get("name", "") if selection else "",
-            "scores": [{"sigma": k, "score": format_value(v), "chosen": k == chosen_key} for k, v in scores.items()],
-            "images": ", ".join(selection.get("images", [])) if selection else "",
-            "validation": f"{selection.get('dataset', '')} crop {selection.get('crop')}" if selection else "",
-            "n": (sm.get("settings") or {}).get("n"),
-            "certify": {
-                "n_samples": cert.get("n_samples"),
-                "alpha": cert.get("alpha"),
-                "ranks": cert.get("ranks"),
-            }
-            if cert
-            else None,
+            "sigma": "none" if sm.sigma is None else f"{sm.sigma:g}",
+            "auto": sm.auto,
+            "paper_sigma": sm.paper_sigma,
+            "metric": sm.metric,
+            "scores": [{"sigma": k, "score": format_value(v), "chosen": k == chosen_key} for k, v in sm.scores.items()],
+            "images": ", ".join(sm.images),
+            "validation": sm.validation,
+            "n": sm.n,
+            "certify": None if sm.certify is None else {"n_samples": sm.certify[0], "alpha": sm.certify[1]},
         }
     return list(seen.values())
 

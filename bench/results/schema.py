@@ -161,6 +161,45 @@ class GalleryEntry:
         )
 
 
+@dataclass(frozen=True)
+class SmoothingSummary:
+    """What the report shows of a median-smoothing cell's ``smoothing`` section (read here, once).
+
+    ``scores``: the validation score per grid value (``"none"``, ``"0.05"``...) of a ``sigma: auto`` selection;
+    ``certify``: ``(n_samples, alpha)`` of the first certificate, ``None`` without certification.
+    """
+
+    sigma: float | None
+    auto: bool
+    n: int | None
+    selected: bool
+    scores: dict[str, float]
+    paper_sigma: Any
+    metric: str
+    images: tuple[str, ...]
+    validation: str
+    certify: tuple[Any, Any] | None
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> SmoothingSummary:
+        selection = section.get("selection") or {}
+        certificates = section.get("certificates") or []
+        settings = section.get("settings") or {}
+        chosen = selection["sigma"] if selection else section.get("sigma")
+        return cls(
+            sigma=None if chosen is None else float(chosen),
+            auto=bool(section.get("sigma_auto")),
+            n=settings.get("n"),
+            selected=bool(selection),
+            scores=dict(selection.get("scores", {})),
+            paper_sigma=selection.get("paper_sigma", "—") if selection else "—",
+            metric=(selection.get("metric") or {}).get("name", "") if selection else "",
+            images=tuple(selection.get("images", [])),
+            validation=f"{selection.get('dataset', '')} crop {selection.get('crop')}" if selection else "",
+            certify=(certificates[0].get("n_samples"), certificates[0].get("alpha")) if certificates else None,
+        )
+
+
 @dataclass
 class CellPayload:
     """The content of one ``cells/<key>.json``."""
@@ -183,6 +222,9 @@ class CellPayload:
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
+
+    def smoothing_summary(self) -> SmoothingSummary | None:
+        return None if not self.smoothing else SmoothingSummary.from_section(self.smoothing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
