@@ -12,6 +12,7 @@ import logging
 import sys
 
 from bench.assets.errors import AssetError
+from bench.errors import BenchError
 
 # (module, what it adds) in the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger("bench").warning("interrupted; finished cells are stored, rerun to resume")
         return 130
-    except (KeyError, FileNotFoundError, ValueError, AssetError) as exc:
+    except (BenchError, KeyError, FileNotFoundError, ValueError, AssetError) as exc:
         # Expected user errors (unknown names, missing files or weights, bad input): one clear line, no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
