@@ -222,7 +222,7 @@ class Runner:
                 else:
                     metrics = None if missing is None else {m: self.metrics[m] for m in missing}
                     payload = self._compute_with_sigma(cell, method, metrics)
-                    if missing is not None and payload.ok:
+                    if missing is not None:  # the stored metrics' rows stay, whatever the new ones did
                         payload = merge(stored, self.metric_specs, set(missing), payload)
             self.store.write(cell.key, payload.as_dict())
             summary.computed += 1
