@@ -79,6 +79,8 @@ def error_line(exc: BaseException) -> str:
             f"out of memory ({_one_line(str(exc))[:200]}); use a smaller image, tiling (--tile), or a lower "
             "pixel limit (--max-pixels)"
         )
+    elif isinstance(exc, BenchError):
+        message = exc.message or str(exc)
     else:
         message = str(exc)
     fix = getattr(exc, "fix", None)

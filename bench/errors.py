@@ -1,16 +1,55 @@
-"""The project's base error: what the command line turns into one ``error: ...`` line instead of a traceback.
+"""The project's own errors: what a user or a data set can get wrong, each with the command or edit that fixes it.
 
-Every expected failure a user can fix (a bad input file, a tampered asset, an image over the size limit, ...) is a
-:class:`BenchError` (or a subclass in its area, e.g. :class:`bench.assets.errors.AssetError`,
-:class:`bench.images.ImageError`); ``fix`` optionally says what to do about it (a command, an option).
+The runner turns a :class:`BenchError` (and the known bad-data errors of :data:`BAD_DATA`) into failure rows of the
+cell it happened in and goes on; anything else -- a ``TypeError`` in a method, CUDA out of memory -- is a bug or a
+resource problem and surfaces.
+
+Every error carries ``fix``: the one command or edit that repairs it (``None`` when there is none to give), as data,
+so that callers (the report's missing-checkpoint rows) never scrape it back out of the message.
+
+Example::
+
+    raise MissingAsset("checkpoint asset 'realsr-df2k' is not stored", fix="python -m bench assets fetch realsr-df2k")
 """
 
 from __future__ import annotations
 
 
 class BenchError(Exception):
-    """An expected, user-fixable failure; ``str(exc)`` says what and where, ``exc.fix`` (or None) what to do."""
+    """Base of the project's errors; ``fix`` is the command or edit that repairs it, or ``None``."""
 
     def __init__(self, *args: object, fix: str | None = None) -> None:
         super().__init__(*args)
+        self.message = str(args[0]) if args else ""
         self.fix = fix
+
+    def __str__(self) -> str:
+        return self.message if self.fix is None else f"{self.message}; fix: `{self.fix}`"
+
+
+class MissingAsset(BenchError, FileNotFoundError):
+    """A checkpoint, weight file or data set is not stored; ``fix`` names the command that produces it."""
+
+
+class ConfigError(BenchError, ValueError):
+    """A matrix or card asks for something this run cannot provide (e.g. ``sigma: auto`` without ``smoothing:``)."""
+
+
+class BadImage(BenchError, ValueError):
+    """An input image cannot be used (unreadable, wrong channels, too small for the scale)."""
+
+
+class PairingError(BenchError, ValueError):
+    """An LR/HR pair (or a method output and its HR) does not have matching sizes."""
+
+
+class BadOutput(BenchError, ValueError):
+    """A method, attack or metric produced a non-finite or mis-shaped result."""
+
+
+class AttackRefused(BenchError, ValueError):
+    """An attack cannot run as asked (a non-differentiable method without a surrogate, no HR, no generator)."""
+
+
+#: Errors of the data itself (an unreadable file: PIL raises ``OSError``s) that fail one image, not the run.
+BAD_DATA: tuple[type[BaseException], ...] = (BenchError, OSError)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bench.errors import BenchError
+from bench.errors import BadImage
 
 MAX_PIXELS_ENV = "BENCH_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000  # 10000 x 10000; a float32 RGB tensor of that size is 1.2 GB
@@ -39,7 +39,7 @@ _GREY_MODES = ("1", "L", "LA", "La")
 _INT16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-class ImageError(BenchError, ValueError):
+class ImageError(BadImage):
     """An image file that cannot be read or written, or an array that is not an image (the message names it)."""
 
 

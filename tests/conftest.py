@@ -18,6 +18,13 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _process_settings_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench.cli.main(["--max-pixels", ...])`` sets ``$BENCH_MAX_PIXELS`` for its process (and the processes it
+    starts); tests call ``main`` in-process, so the variable is restored after each test."""
+    monkeypatch.delenv("BENCH_MAX_PIXELS", raising=False)
+
+
 @pytest.fixture(params=["cpu", "cuda"])
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Each device-aware test runs on CPU and, where there is one, on CUDA (skips cleanly otherwise)."""

@@ -38,7 +38,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from bench.errors import AttackRefused
 from bench.images import check_batch
+from bench.results.schema import AttackMode
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ TARGETS = ("hr", "clean")
 DEFAULT_EOT_SAMPLES = 8
 
 
-class AttackError(ValueError):
+class AttackError(AttackRefused):
     """An attack that cannot run as asked (non-differentiable method, missing HR or generator, bad parameter)."""
 
 
@@ -87,7 +89,7 @@ class AttackResult:
     forward_count: int
     backward_count: int
     seconds: float
-    mode: str = "white-box"
+    mode: AttackMode = AttackMode.WHITE_BOX
     spec: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -363,12 +365,7 @@ class Attack:
                 f"{type(self).__name__} starts at the clean input, where the no-reference loss is at its minimum and "
                 "its gradient is zero; use an attack with a random start (pgd) for target='clean'"
             )
-        if transfer:
-            mode = "transfer"
-        elif not self.needs_gradient:
-            mode = "gradient-free"
-        else:
-            mode = "eot" if attacked.stochastic else "white-box"
+        mode = AttackMode.decide(transfer=transfer, gradient=self.needs_gradient, stochastic=attacked.stochastic)
         loss = self._loss(device)
         method.eval()
         attacked.eval()

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from bench.images import check_batch
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method can do, read by the runner and the attacks instead of probing attributes.
+
+    differentiable: gradients flow from the output to the input (white-box attacks need it).
+    stochastic: the output depends on the generator (EOT attacks, several seeds, one image per call).
+    smoothed: median smoothing (a ``sigma``, :meth:`settings`, certification and sigma selection apply).
+    """
+
+    differentiable: bool = True
+    stochastic: bool = False
+    smoothed: bool = False
 
 
 class Method(torch.nn.Module):
@@ -17,6 +32,7 @@ class Method(torch.nn.Module):
     Class attributes:
         differentiable: gradients flow from the output to the input (attacks need it).
         stochastic: the output depends on a random generator (median smoothing, stochastic SR).
+        smoothed: median smoothing (has ``sigma`` and ``settings()``); see :attr:`capabilities`.
 
     Attributes:
         scale: upscaling factor (4 for every method of the papers).
@@ -26,6 +42,9 @@ class Method(torch.nn.Module):
 
     differentiable: ClassVar[bool] = True
     stochastic: ClassVar[bool] = False
+    smoothed: ClassVar[bool] = False
+    #: set by :func:`bench.methods.cards.build_method` for a card with ``sigma: auto`` (the runner chooses sigma)
+    sigma_auto: bool = False
 
     def __init__(self, scale: int = 4, tile: int | None = None, tile_overlap: int = 16) -> None:
         super().__init__()
@@ -50,6 +69,15 @@ class Method(torch.nn.Module):
         else:
             out = self(lr, generator)
         return out.clamp(0, 1)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """:class:`Capabilities` of this instance (a wrapper's differentiability may follow its base)."""
+        return Capabilities(bool(self.differentiable), bool(self.stochastic), bool(self.smoothed))
+
+    def inner(self, card: str) -> Method | None:
+        """The wrapped method built from card ``card`` when this method wraps one (a surrogate for free), else None."""
+        return None
 
     @property
     def device(self) -> torch.device:

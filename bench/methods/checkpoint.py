@@ -3,8 +3,8 @@
 An asset name is resolved through :mod:`bench.assets` (the converted ``$BENCH_HOME/assets/<name>.safetensors``); a
 path is loaded as tensors only (``.safetensors``, or a BasicSR ``.pth``/``.pt`` with ``params_ema``/``params`` read by
 ``torch.load(weights_only=True)``, see :func:`bench.assets.load_checkpoint`). Nothing here downloads unless asked
-(``fetch=True``): an asset that is not stored raises :class:`FileNotFoundError` naming the command that produces it,
-``python -m bench assets fetch NAME``.
+(``fetch=True``): an asset that is not stored raises :class:`bench.errors.MissingAsset` (a ``FileNotFoundError``)
+whose ``fix`` is the command that produces it, ``python -m bench assets fetch NAME``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, MissingAsset
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def load_weights(ref: str | Path, *, fetch: bool = False) -> dict[str, torch.Ten
         fetch: download and convert a missing asset (:func:`bench.assets.load_state_dict`) instead of raising.
 
     Raises:
-        FileNotFoundError: the file does not exist, or the asset is not stored and ``fetch`` is False; the message
-            names ``python -m bench assets fetch NAME``.
+        MissingAsset: (a ``FileNotFoundError``) the file does not exist, or the asset is not stored and ``fetch`` is
+            False; its ``fix`` is ``python -m bench assets fetch NAME`` (or ``python -m bench train RECIPE``).
         KeyError: ``ref`` is not an asset of the manifest.
     """
     from bench.assets import get_spec, is_stored, load_checkpoint, load_state_dict, stored_path
@@ -103,16 +103,13 @@ def load_weights(ref: str | Path, *, fetch: bool = False) -> dict[str, torch.Ten
     if is_path_ref(ref):
         path = expand_path(ref)
         if not path.is_file():
-            command = producer_command(path)
-            hint = f"; produce it with `{command}`" if command else ""
-            raise FileNotFoundError(f"checkpoint file {path} does not exist{hint}")
+            raise MissingAsset(f"checkpoint file {path} does not exist", fix=producer_command(path))
         logger.info("loading checkpoint %s", path)
         return load_checkpoint(path)
     name = get_spec(str(ref)).name  # KeyError listing the known assets for a typo
     if not is_stored(name) and not fetch:
-        raise FileNotFoundError(
-            f"checkpoint asset {name!r} is not stored (expected {stored_path(name)}); "
-            f"produce it with `{fetch_command(name)}`"
+        raise MissingAsset(
+            f"checkpoint asset {name!r} is not stored (expected {stored_path(name)})", fix=fetch_command(name)
         )
     logger.info("loading checkpoint asset %s", name)
     return load_state_dict(name)

@@ -34,15 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def resolve_device(name: str):
-    """``auto`` -> cuda when available, else cpu; a cuda request without a CUDA device raises ``ValueError``."""
-    import torch
+    """:func:`bench.devices.resolve_device` (kept under this name for the ``upscale`` command)."""
+    from bench.devices import resolve_device as resolve
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available (use cpu or auto)")
-    return device
+    return resolve(name)
 
 
 def upscale_command(args: argparse.Namespace) -> int:

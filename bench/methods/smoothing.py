@@ -144,6 +144,7 @@ class MedianSmoothing(Method):
 
     differentiable: ClassVar[bool] = True
     stochastic: ClassVar[bool] = True
+    smoothed: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -191,6 +192,10 @@ class MedianSmoothing(Method):
     @property
     def smoothing(self) -> bool:
         return self._sigma is not None
+
+    def inner(self, card: str) -> Method | None:
+        """The base method when it was built from card ``card`` (the transfer-from-base surrogate), else None."""
+        return self.base if self.base_name == card else None
 
     def settings(self) -> dict[str, Any]:
         """JSON-able settings for provenance: base, sigma, n, include_clean, median convention, noise space."""

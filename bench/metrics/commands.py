@@ -99,15 +99,13 @@ DIVERSITY_NAMES = ("diversity", "diversity_score", "diversity_ntire21")
 
 def _device(name: str):
     """``torch.device`` for ``name``, or an error message."""
-    import torch
+    from bench.devices import resolve_device
+    from bench.errors import ConfigError
 
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        return f"bad --device {name!r}: {exc}"
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return "--device cuda asked for, but no CUDA device is available"
-    return device
+        return resolve_device(name)
+    except ConfigError as exc:
+        return str(exc)
 
 
 def _diversity_command(args: argparse.Namespace) -> int:

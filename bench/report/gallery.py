@@ -1,9 +1,9 @@
 """The report's gallery: compressed thumbnails in the page, full-size PNGs as files beside it, and what to compare.
 
-The runner stores, per (dataset, condition[@attack]), crops of the gallery image at HR size under
-``<run_dir>/gallery/<dataset>/<folder>/`` (see :meth:`bench.runner.runner.Runner._gallery`): ``HR.png``, ``LR.png``
-(the LR crop, nearest-upsampled), ``sr-<method>.png`` and, for attacked folders (largest budget of each attack),
-``adv-<method>--<mode>.png`` (the adversarial LR input, nearest-upsampled) and ``sr-<method>--<mode>.png``.
+The runner stores, per (dataset, condition[, attack]), crops of the gallery image at HR size and describes each one
+by a :class:`~bench.results.schema.GalleryEntry` in the cell payload (:mod:`bench.runner.stages.gallery`): HR, LR (the
+LR crop, nearest-upsampled), each method's SR and, for attacked cells (largest budget of each attack), the adversarial
+LR input (nearest-upsampled) and the output on it, with the attack's mode.
 
 :func:`gallery_context` turns them into groups of items. Each item has a label, a ``kind`` (``hr``, ``lr``, ``sr``,
 ``sr_clean``, ``adv``, ``perturbation``), a ``thumb`` (a ``data:`` URI: WebP, quality :data:`THUMB_QUALITY`, at
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.report.tables import RunData
+from bench.results.schema import GalleryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +76,19 @@ def perturbation(adv: Path, clean: Path) -> tuple[bytes, float]:
     return buf.getvalue(), k
 
 
-def _entry_label(stem: str) -> str:
-    return stem.replace("--", " [", 1) + ("]" if "--" in stem else "")
-
-
 def gallery_context(data: RunData, inline: bool = False) -> list[dict[str, Any]]:
-    """The gallery groups of a run (see the module docstring); ``[]`` when the run has no gallery."""
-    root = data.run_dir / "gallery"
-    if not root.is_dir():
-        return []
-    methods = data.order("method")
+    """The gallery groups of a run (see the module docstring); ``[]`` when the run has no gallery.
+
+    Built from the cells' :class:`~bench.results.schema.GalleryEntry` items (dataset, condition, attack, kind, method,
+    mode and path as data): no file or folder name is parsed. Entries whose file is gone are left out."""
+    methods = {m: i for i, m in enumerate(data.order("method"))}
     order = {c: i for i, c in enumerate(data.order("condition"))}
     attack_rank = {a.get("name"): i for i, a in enumerate(data.info.get("matrix", {}).get("attacks") or [])}
-
-    def rank(path: Path) -> tuple:
-        condition, _, attack = path.name.partition("@")
-        return (order.get(condition, 1e9), attack != "", attack_rank.get(attack, 1e9), attack)
+    groups_by_key: dict[tuple[str, str, str], dict[str, GalleryEntry]] = {}
+    for payload in data.payloads:
+        for g in payload.gallery:
+            if (data.run_dir / g.path).is_file():
+                groups_by_key.setdefault((g.dataset, g.condition, g.attack or ""), {})[g.path] = g
 
     def item(label: str, kind: str, path: Path) -> dict[str, Any]:
         if inline:
@@ -102,56 +100,63 @@ def gallery_context(data: RunData, inline: bool = False) -> list[dict[str, Any]]
             "full": path.relative_to(data.run_dir).as_posix(),
         }
 
-    def ordered(stems: list[str]) -> list[str]:
-        known = [s for m in methods for s in sorted(stems) if s.split("--", 1)[0] == m]
-        return known + sorted(set(stems) - set(known))
+    def by_method(entries: list[GalleryEntry]) -> list[GalleryEntry]:
+        return sorted(
+            entries, key=lambda g: (methods.get(g.method, 1e9), g.method or "", g.mode.value if g.mode else "")
+        )
+
+    def rank(key: tuple[str, str, str]) -> tuple:
+        dataset, condition, attack = key
+        return (dataset, order.get(condition, 1e9), attack != "", attack_rank.get(attack, 1e9), attack)
 
     groups = []
-    for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for cond_dir in sorted((p for p in dataset_dir.iterdir() if p.is_dir()), key=rank):
-            condition, _, attack = cond_dir.name.partition("@")
-            items = []
-            if (cond_dir / "HR.png").is_file():
-                items.append(item("HR", "hr", cond_dir / "HR.png"))
-            lr = cond_dir / "LR.png"
-            if lr.is_file():
-                items.append(item("LR input (nearest)" if attack else "LR (nearest)", "lr", lr))
-            srs = {p.stem[3:]: p for p in cond_dir.glob("sr-*.png")}
-            clean_dir = dataset_dir / condition
-            for stem in ordered(list(srs)):
-                label = _entry_label(stem)
-                adv = cond_dir / f"adv-{stem}.png"
-                if not adv.is_file():
-                    items.append(item(label, "sr", srs[stem]))
-                    continue
-                method = stem.split("--", 1)[0]
-                if attack and (clean_dir / f"sr-{method}.png").is_file():
-                    items.append(item(f"SR(LR): {method}", "sr_clean", clean_dir / f"sr-{method}.png"))
-                items.append(item(f"x_adv: {label}", "adv", adv))
-                if lr.is_file():
-                    try:
-                        png, k = perturbation(adv, lr)
-                    except ValueError as exc:
-                        logger.warning("gallery: %s", exc)
-                    else:
-                        items.append(_perturbation_item(data, cond_dir, stem, label, png, k, inline))
-                items.append(item(f"SR(x_adv): {label}", "sr", srs[stem]))
-            if items:
-                title = condition + (f" + {attack} (largest budget)" if attack else "")
-                anchor = "gallery-" + "".join(
-                    ch if ch.isalnum() else "_" for ch in f"{dataset_dir.name}-{cond_dir.name}"
-                )
-                groups.append({"dataset": dataset_dir.name, "condition": title, "anchor": anchor, "tiles": items})
+    for key in sorted(groups_by_key, key=rank):
+        dataset, condition, attack = key
+        entries = list(groups_by_key[key].values())
+        kinds: dict[str, list[GalleryEntry]] = {}
+        for g in entries:
+            kinds.setdefault(g.kind, []).append(g)
+        items = []
+        for g in kinds.get("hr", [])[:1]:
+            items.append(item("HR", "hr", data.run_dir / g.path))
+        lr = kinds.get("lr", [])[:1]
+        for g in lr:
+            items.append(item("LR input (nearest)" if attack else "LR (nearest)", "lr", data.run_dir / g.path))
+        for g in by_method(kinds.get("sr", [])):
+            items.append(item(g.method or "SR", "sr", data.run_dir / g.path))
+        clean = {g.method: g for g in groups_by_key.get((dataset, condition, ""), {}).values() if g.kind == "sr"}
+        outputs = {(g.method, g.mode): g for g in kinds.get("sr_adv", [])}
+        for adv in by_method(kinds.get("adv", [])):
+            label = adv.method if adv.mode is None else f"{adv.method} [{adv.mode.value}]"
+            if adv.method in clean:
+                items.append(item(f"SR(LR): {adv.method}", "sr_clean", data.run_dir / clean[adv.method].path))
+            items.append(item(f"x_adv: {label}", "adv", data.run_dir / adv.path))
+            if lr:
+                try:
+                    png, k = perturbation(data.run_dir / adv.path, data.run_dir / lr[0].path)
+                except ValueError as exc:
+                    logger.warning("gallery: %s", exc)
+                else:
+                    items.append(_perturbation_item(data, adv, label, png, k, inline))
+            out = outputs.get((adv.method, adv.mode))
+            if out is not None:
+                items.append(item(f"SR(x_adv): {label}", "sr", data.run_dir / out.path))
+        if items:
+            title = condition + (f" + {attack} (largest budget)" if attack else "")
+            folder = f"{dataset}-{condition}" + (f"@{attack}" if attack else "")
+            anchor = "gallery-" + "".join(ch if ch.isalnum() else "_" for ch in folder)
+            groups.append({"dataset": dataset, "condition": title, "anchor": anchor, "tiles": items})
     return groups
 
 
 def _perturbation_item(
-    data: RunData, cond_dir: Path, stem: str, label: str, png: bytes, k: float, inline: bool
+    data: RunData, adv: GalleryEntry, label: str, png: bytes, k: float, inline: bool
 ) -> dict[str, Any]:
     text = f"perturbation ×{k:.3g}: {label}"
     if inline:
         return {"label": text, "kind": "perturbation", "thumb": _png_uri(png), "full": None}
-    path = data.run_dir / ASSETS / cond_dir.relative_to(data.run_dir) / f"pert-{stem}.png"
+    adv_path = Path(adv.path)
+    path = data.run_dir / ASSETS / adv_path.parent / f"pert-{adv_path.stem}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
     return {

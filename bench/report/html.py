@@ -31,6 +31,7 @@ from bench.report.board import board_context
 from bench.report.board import template_globals as board_globals
 from bench.report.tables import (
     NO_ATTACK,
+    Entry,
     RunData,
     failures,
     format_value,
@@ -87,13 +88,10 @@ def _missing(data: RunData, dataset: str, condition: str, attack: str, epsilon: 
     Their rows stay on the leaderboard, marked, with that command."""
     out = {}
     for payload in data.payloads:
-        labels = payload.get("labels", {})
-        if payload.get("status") == "ok" or not payload.get("fix"):
+        if payload.ok or not payload.fix:
             continue
-        same_attack = (labels.get("attack") or NO_ATTACK) == attack
-        same_eps = attack == NO_ATTACK or abs(float(labels.get("epsilon") or 0.0) - float(epsilon or 0.0)) < 1e-9
-        if labels.get("dataset") == dataset and labels.get("condition") == condition and same_attack and same_eps:
-            out[labels.get("method")] = payload["fix"]
+        if payload.labels.same_scenario(dataset, condition, attack, epsilon):
+            out[payload.labels.method] = payload.fix
     return out
 
 
@@ -104,6 +102,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     conditions = {c["name"]: c for c in data.info.get("matrix", {}).get("conditions", [])}
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     boards = []
+    parts = data.entry_parts()
     for dataset in data.order("dataset"):
         for condition, attack, epsilon in data.scenarios(dataset):
             entries = data.entries(dataset, condition, attack, epsilon)
@@ -137,14 +136,22 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                             "partial": not optional and n < expected[metric],
                         }
                     )
-                method = entry.split(" [", 1)[0]
-                mode = entry[len(method) + 2 : -1] if entry != method else ""
-                rows.append({"method": entry, "mode": mode, "title": titles.get(method, method), "cells": cells})
+                part = parts.get(entry, Entry(entry))
+                rows.append(
+                    {
+                        "method": entry,
+                        "mode": part.mode_text,
+                        "title": titles.get(part.method, part.method),
+                        "cells": cells,
+                        "missing": "",
+                        "_method": part.method,
+                    }
+                )
             missing = _missing(data, dataset, condition, attack, epsilon)
             present = set()
             for row in rows:
-                present.add(row["method"].split(" [", 1)[0])
-                row["missing"] = missing.get(row["method"].split(" [", 1)[0], "")
+                present.add(row["_method"])
+                row["missing"] = missing.get(row.pop("_method"), "")
             rows += [
                 {"method": m, "mode": "", "title": titles.get(m, m), "cells": [_EMPTY_CELL] * len(shown), "missing": f}
                 for m, f in missing.items()
@@ -179,43 +186,32 @@ def _smoothing(data: RunData) -> list[dict[str, Any]]:
     """One row per sigma choice (or fixed sigma) of the median-smoothing methods of the run."""
     seen: dict[tuple, dict[str, Any]] = {}
     for payload in data.payloads:
-        sm = payload.get("smoothing")
-        if not sm:
+        sm = payload.smoothing_summary()
+        if sm is None:
             continue
-        labels = payload.get("labels", {})
-        attack = labels.get("attack")
-        label = f"{attack} eps={_eps_text(labels.get('epsilon', 0.0))}" if attack else "none"
-        if labels.get("variant") not in (None, "direct"):
-            label += f" ({labels['variant']})"
-        key = (labels.get("method"), labels.get("dataset"), labels.get("condition"), label)
+        labels = payload.labels
+        attack = labels.attack
+        label = f"{attack} eps={_eps_text(labels.epsilon or 0.0)}" if attack else "none"
+        if labels.variant not in (None, "direct"):
+            label += f" ({labels.variant})"
+        key = (labels.method, labels.dataset, labels.condition, label)
         if key in seen:
             continue
-        selection = sm.get("selection") or {}
-        scores = selection.get("scores", {})
-        chosen = selection.get("sigma") if selection else sm.get("sigma")
-        chosen_key = "none" if chosen is None else repr(float(chosen))
-        certificates = sm.get("certificates") or []
-        cert = certificates[0] if certificates else {}
+        chosen_key = "none" if sm.sigma is None else repr(sm.sigma)
         seen[key] = {
-            "method": labels.get("method"),
-            "dataset": labels.get("dataset"),
-            "condition": labels.get("condition"),
+            "method": labels.method,
+            "dataset": labels.dataset,
+            "condition": labels.condition,
             "attack": label,
-            "sigma": "none" if chosen is None else f"{float(chosen):g}",
-            "auto": bool(sm.get("sigma_auto")),
-            "paper_sigma": selection.get("paper_sigma", "—") if selection else "—",
-            "metric": (selection.get("metric") or {}).get("name", "") if selection else "",
-            "scores": [{"sigma": k, "score": format_value(v), "chosen": k == chosen_key} for k, v in scores.items()],
-            "images": ", ".join(selection.get("images", [])) if selection else "",
-            "validation": f"{selection.get('dataset', '')} crop {selection.get('crop')}" if selection else "",
-            "n": (sm.get("settings") or {}).get("n"),
-            "certify": {
-                "n_samples": cert.get("n_samples"),
-                "alpha": cert.get("alpha"),
-                "ranks": cert.get("ranks"),
-            }
-            if cert
-            else None,
+            "sigma": "none" if sm.sigma is None else f"{sm.sigma:g}",
+            "auto": sm.auto,
+            "paper_sigma": sm.paper_sigma,
+            "metric": sm.metric,
+            "scores": [{"sigma": k, "score": format_value(v), "chosen": k == chosen_key} for k, v in sm.scores.items()],
+            "images": ", ".join(sm.images),
+            "validation": sm.validation,
+            "n": sm.n,
+            "certify": None if sm.certify is None else {"n_samples": sm.certify[0], "alpha": sm.certify[1]},
         }
     return list(seen.values())
 
@@ -264,7 +260,7 @@ def render_report(
         "leaderboards": _leaderboards(data),
         "footnotes": [_describe(specs[m]) for m in data.order("metric") if m in specs],
         "failures": fails.fillna("").to_dict("records"),
-        "failed_cells": [p for p in data.payloads if p.get("status") != "ok" and p.get("fix")],
+        "failed_cells": [p.as_dict() for p in data.payloads if not p.ok and p.fix],
         "missing": data.missing,
         "stale": data.stale,
         "smoothing": _smoothing(data),

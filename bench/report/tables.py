@@ -32,31 +32,28 @@ from typing import Any
 
 import pandas as pd
 
-from bench.runner.store import ATTACK_COLUMNS, STATUS_OK, Store
+from bench.results.schema import NO_ATTACK, RECORD_COLUMNS, STATUS_OK, AttackMode, CellPayload
+from bench.runner.store import Store
 
 logger = logging.getLogger(__name__)
 
-RECORD_COLUMNS = (
-    "run",
-    "method",
-    "dataset",
-    "image",
-    "condition",
-    "corruption",
-    "severity",
-    "attack",
-    "epsilon",
-    "seed",
-    "metric",
-    "value",
-    "status",
-    "error",
-    "cell",
-    "spec",
-    "sigma",
-    *ATTACK_COLUMNS,
-)
-NO_ATTACK = "none"
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaderboard row: the method and, on attacked boards, the mode (and surrogate) that made its numbers."""
+
+    method: str
+    mode: AttackMode | None = None
+    surrogate: str | None = None
+
+    @property
+    def mode_text(self) -> str:
+        """``white-box``, ``eot``, ``transfer from <surrogate>``...; empty for unattacked rows."""
+        if self.mode is None:
+            return ""
+        if self.mode is AttackMode.TRANSFER and self.surrogate is not None:
+            return f"transfer from {self.surrogate}"
+        return self.mode.value
 
 
 @dataclass
@@ -65,7 +62,7 @@ class RunData:
 
     run_dir: Path
     info: dict[str, Any]
-    payloads: list[dict[str, Any]]
+    payloads: list[CellPayload]
     records: pd.DataFrame
     missing: list[str] = field(default_factory=list)  # cell keys listed in run.json but not stored
     stale: int = 0  # cell files in the folder that the run's matrix does not list
@@ -78,10 +75,24 @@ class RunData:
         """metric name -> spec dict (from run.json, else from the records)."""
         specs = {s["name"]: s for s in self.info.get("metric_specs", [])}
         for payload in self.payloads:
-            for rec in payload.get("records", []):
-                if rec.get("spec") and rec.get("metric") not in specs:
-                    specs[rec["metric"]] = rec["spec"]
+            for name, spec in payload.metric_specs.items():
+                specs.setdefault(name, spec)
+        for rec in self.records[["metric", "spec"]].itertuples(index=False):  # certified columns
+            if isinstance(rec.spec, Mapping) and rec.metric not in specs:
+                specs[rec.metric] = rec.spec
         return specs
+
+    def entry_parts(self) -> dict[str, Entry]:
+        """Leaderboard entry label -> :class:`Entry`, from the records' columns (never parsed from the label)."""
+        out: dict[str, Entry] = {}
+        cols = self.records[["entry", "method", "attack", "attack_mode", "attack_surrogate"]]
+        for entry, method, attack, mode, surrogate in (
+            cols.dropna(subset=["entry"]).drop_duplicates().itertuples(index=False)
+        ):
+            attacked = attack != NO_ATTACK and isinstance(mode, str)
+            surrogate = surrogate if isinstance(surrogate, str) else None
+            out.setdefault(entry, Entry(method, AttackMode(mode) if attacked else None, surrogate))
+        return out
 
     def scenarios(self, dataset: str | None = None) -> list[tuple[str, str, float]]:
         """(condition, attack, epsilon) present in the records, in display order: the matrix's conditions; in each,
@@ -100,12 +111,13 @@ class RunData:
         """Leaderboard rows of one scenario: the matrix's methods in order, each with the modes found for it."""
         sel = select(self.records, dataset, condition, attack, epsilon)
         out: list[str] = []
+        parts = self.entry_parts()
         for method in self.order("method"):
             if attack == NO_ATTACK:
                 out.append(method)
                 continue
             found = sel.loc[sel["method"] == method, "entry"].dropna().unique().tolist()
-            out.extend(sorted(found, key=lambda e: ("transfer" in e, e)))
+            out.extend(sorted(found, key=lambda e: (parts[e].mode is AttackMode.TRANSFER, e)))
         return out
 
     def order(self, column: str) -> list[str]:
@@ -121,9 +133,9 @@ class RunData:
         return declared + [v for v in found if v not in declared]
 
 
-def records_frame(payloads: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def records_frame(payloads: Sequence[CellPayload]) -> pd.DataFrame:
     """The tidy records of the payloads (``spec`` kept as a dict; see :func:`results_csv_frame` for the CSV form)."""
-    rows = [rec for p in payloads for rec in p.get("records", [])]
+    rows = [rec for p in payloads for rec in p.records]
     frame = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
     frame["attack"] = frame["attack"].fillna(NO_ATTACK)
@@ -138,11 +150,11 @@ def records_frame(payloads: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def _entry(method: Any, attack: Any, mode: Any, surrogate: Any) -> Any:
+    """The display label of a leaderboard row (the report reads method and mode from the columns, not from it)."""
     if attack == NO_ATTACK or not isinstance(mode, str):
         return method
-    if mode == "transfer" and isinstance(surrogate, str):
-        return f"{method} [transfer from {surrogate}]"
-    return f"{method} [{mode}]"
+    info = Entry(method, AttackMode(mode), surrogate if isinstance(surrogate, str) else None)
+    return f"{method} [{info.mode_text}]"
 
 
 def select(
@@ -176,7 +188,7 @@ def load_run(run_dir: str | Path) -> RunData:
         stale = len(stored_set - set(listed))
         if stale:
             logger.info("%s: ignoring %d cell file(s) not in the run's matrix", run_dir, stale)
-    payloads = list(store.iter_cells(keys))
+    payloads = list(store.iter_payloads(keys))
     return RunData(run_dir, info, payloads, records_frame(payloads), missing, stale)
 
 

@@ -2,12 +2,21 @@
 
 The key is :func:`bench.seeding.key_hash` of the cell's canonical description: the method card's identity (adapter,
 arguments, checkpoint and its hash when known), the dataset (name, crop, arguments), the condition (corruption and
-parameters; its reserved ``attack`` and ``epsilon`` fields hold the attack's name and budget), the seed, the specs of
-every metric computed and the scale; for an attacked cell also the attack setting (:meth:`Threat.identity`: attack,
+parameters; its reserved ``attack`` and ``epsilon`` fields hold the attack's name and budget), the seed and the
+scale; for an attacked cell also the attack setting (:meth:`Threat.identity`: attack,
 parameters, budget, EOT samples, restarts, surrogate, variant) and the number of attacked images; for a median
 smoothing method the ``smoothing`` section (sigma grid, validation split, certification). Anything that changes the
-numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not. Cells
-without an attack or smoothing have the same keys as before those axes existed.
+numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
+
+Not in the key, on purpose:
+
+* the metrics: a cell stores its records per metric with each metric's spec (``metric_specs`` of
+  :class:`~bench.results.schema.CellPayload`), so the spec is the per-metric sub-key -- a metric added to the matrix
+  (or whose spec changes) is computed for the stored cell alone, the others are kept;
+* ``batch_images``: every image's generators are seeded from (cell key, image name), and stochastic methods and
+  attacks run one image at a time, so batching cannot change a stochastic or attacked value (deterministic methods
+  may batch; their values differ by floating-point summation order at most);
+* ``store_outputs``: storing the SR outputs changes no number.
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ from typing import Any
 from bench.runner.matrix import NO_THREAT, Condition, DatasetEntry, Matrix, Threat
 from bench.seeding import key_hash
 
-#: Bump when the runner changes what a cell computes (invalidates every stored cell).
-CELL_FORMAT = 1
+#: Bump when the runner changes what a cell computes (invalidates every stored cell). 2: metrics left the key.
+CELL_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,6 @@ def cell_description(
     dataset: DatasetEntry,
     condition: Condition,
     seed: int,
-    metric_specs: Sequence[Mapping[str, Any]],
     scale: int,
     threat: Threat = NO_THREAT,
     attack_images: int | None = None,
@@ -69,7 +77,6 @@ def cell_description(
         "dataset": dataset.identity(),
         "condition": cond,
         "seed": seed,
-        "metrics": sorted((dict(s) for s in metric_specs), key=lambda s: (str(s.get("name")), str(s))),
         "scale": scale,
     }
     if threat.attacked:
@@ -113,7 +120,6 @@ def method_threats(matrix: Matrix, condition: str, provenance: Mapping[str, Any]
 def expand_cells(
     matrix: Matrix,
     method_identities: Mapping[str, Mapping[str, Any]],
-    metric_specs: Sequence[Mapping[str, Any]],
     provenances: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Cell]:
     """Every cell of ``matrix`` in method-major order (so one method's cells run together and it is loaded once).
@@ -138,7 +144,6 @@ def expand_cells(
                             dataset,
                             condition,
                             seed,
-                            metric_specs,
                             matrix.scale,
                             threat,
                             matrix.attack_images,

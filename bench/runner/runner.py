@@ -1,33 +1,28 @@
-"""Execute a matrix: expand it into cells, skip the stored ones, compute the others, store each one atomically.
+"""Execute a matrix: plan its cells, skip the stored ones, compute the others, store each one atomically.
 
-Per image of a cell::
+Per image of a cell, the stages of :mod:`bench.runner.stages`, top to bottom::
 
-    HR (modcropped to the scale) -> LR = sample.lr, or imresize(HR, 1/scale) (MATLAB bicubic) rounded to 8 bits
-        -> corruption(LR, generator seeded by seed_from(cell key, image))
-        -> attack(method, LR', HR, generator seeded by seed_from(cell key, image, "attack")).x_adv   [attacked cells]
-        -> method.super_resolve(x, generator seeded by seed_from(cell key, image, "method"))
-        -> every metric(SR, HR, x)
+    plan      matrix -> cells and keys (once per run)
+    prepare   HR (modcropped), LR = sample.lr or imresize(HR, 1/scale) rounded to 8 bits
+    corrupt   LR -> condition(LR, generator by (cell key, image))
+    attack    -> x_adv (generator by (cell key, image, "attack"))                          [attacked cells]
+    infer     -> method.super_resolve(x) or the certified smoothed prediction (generator by (cell key, image, "method"))
+    score     -> every metric(SR, HR, x); certified columns of a certificate
+    record    -> tidy rows and the cell payload (:mod:`bench.results.schema`)
 
-Attacks (:mod:`bench.attacks`) maximise their loss (L1 + perceptual against the HR by default) through the method:
-white-box for deterministic methods, EOT for stochastic ones (the matrix's ``eot_samples``/``restarts``), by transfer
-from a surrogate (the matrix's ``surrogate`` for non-differentiable methods; the base card for ``transfer_from_base``).
-An attack that refuses the method (not differentiable, no surrogate) turns the cell's images into failure rows with
-its message. Every row of an attacked cell carries the attack's mode, forward/backward counts, seconds per image and
-loss before/after (``attack_*`` columns); the cell payload keeps the full :meth:`AttackResult.record` per batch.
-Attacked cells use the first ``attack_images`` images of the dataset when the matrix sets it.
+Stochastic methods and attacked cells run one image per batch, so every generator is seeded by its own image and
+``batch_images`` changes no value (it batches deterministic methods only). Median smoothing with ``sigma: auto``
+gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.runner.stages.sigma`).
 
-Median smoothing (CertSR): a method built from a card with ``sigma: auto`` gets sigma chosen per (condition, attack
-setting) by :func:`bench.certify.select_sigma` on the matrix's validation split (disjoint from the evaluation
-images), once, before its cells; the choice and the grid's scores are cached in ``<run>/sigma/<key>.json`` and stored
-in each cell's ``smoothing`` provenance and ``sigma`` column. With ``smoothing.certify``, a smoothed method's output is
-the prediction of :func:`bench.certify.certify` (the same noise stream, so equal to ``super_resolve``) and every image
-gets the certified columns ``cert_width@<eps>`` and ``cert_psnr@<eps>`` (:func:`certified_specs`).
+Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
+another spec for it) computes only that metric -- from the stored SR outputs when the matrix has
+``store_outputs: true`` (no model runs), else by running the method again; a metric dropped from the matrix is
+dropped from the cell. A cell with any failure row is stored ``failed`` and computed again by the next run.
 
-Every method is built once per run (its cells are contiguous), every metric and dataset once. A failing image (a
-broken file, a NaN output, an exception in a metric) becomes a failure row with the error message and the run goes
-on; a method that cannot be built (a missing checkpoint) fails its cells with the message and the command that fixes
-it. A cell with any failure is stored with status ``failed`` and retried by the next run; the run's exit code is
-non-zero when any cell failed.
+Errors: the project's own errors and bad data (:data:`bench.errors.BAD_DATA`; an attack that refuses the method, a
+NaN output, a metric's ``ValueError`` on its input) become failure rows with the message and the run goes on; a
+method that cannot be built (a missing checkpoint: :class:`bench.errors.MissingAsset`, an unknown asset) fails its
+cells with the error and its ``fix`` as data. Anything else -- a bug in a method, CUDA out of memory -- surfaces.
 
 Sharding: ``rank``/``world_size`` (from ``RANK``/``WORLD_SIZE`` under torchrun) take the cells ``i % world_size ==
 rank``; every rank writes its own cell files into the same run directory and the report merges them.
@@ -41,69 +36,42 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-import platform
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-import bench
-from bench.images import modcrop, quantize, write_image
-from bench.runner.cells import Cell, expand_cells, shard
-from bench.runner.matrix import Condition, DatasetEntry, Matrix
-from bench.runner.store import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, Store, atomic_write_json
-from bench.seeding import make_generator, seed_from
+from bench.devices import resolve_device
+from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset
+from bench.results.schema import STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
+from bench.runner.cells import Cell, shard
+from bench.runner.matrix import DatasetEntry, Matrix
+from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
+from bench.runner.stages.attack import Attacker, planned_mode
+from bench.runner.stages.corrupt import Corrupter
+from bench.runner.stages.gallery import Gallery
+from bench.runner.stages.infer import certify_settings, finite_mask, infer, method_generator
+from bench.runner.stages.outputs import OutputStore
+from bench.runner.stages.plan import plan
+from bench.runner.stages.prepare import Item, prepare
+from bench.runner.stages.record import Rows, cell_labels
+from bench.runner.stages.rescore import merge, missing_metrics, rescore
+from bench.runner.stages.score import build_metrics, certified_specs, certified_values, score
+from bench.runner.stages.sigma import SigmaSelector
+from bench.runner.store import Store
+
+__all__ = ["RunSummary", "Runner", "certified_specs", "run_matrix", "stored_records"]
 
 logger = logging.getLogger(__name__)
 
-LR_SYNTHESIS = "imresize(HR, 1/scale), MATLAB bicubic with antialiasing, rounded to 8 bits"
-_KEY_EXCLUDED_PROVENANCE = ("title", "card_sha256", "differentiable", "stochastic")
-CERT_WIDTH = "cert_width"
-CERT_PSNR = "cert_psnr"
-
-
-def certified_specs(eps: float, alpha: float, n_samples: int | None, crop_border: int) -> dict[str, dict[str, Any]]:
-    """The metric specs of the certified columns at L2 budget ``eps`` (LR, [0, 1] units).
-
-    * ``cert_width@eps``: mean over pixels and channels of the certified interval ``upper - lower`` of the smoothed
-      output under any LR perturbation of L2 norm <= eps ([0, 1] units, lower is better);
-    * ``cert_psnr@eps``: PSNR (RGB, 8-bit rounded, ``crop_border``) of the worst output inside that interval against
-      the HR, a lower bound of the PSNR any such perturbation can leave (higher is better).
-
-    Each bound holds with confidence ``1 - alpha`` per output value (:mod:`bench.certify.bounds`).
-    """
-    from bench.metrics.base import MetricSpec
-
-    extra = {
-        "certified": True,
-        "eps_l2_lr": eps,
-        "alpha": alpha,
-        "n_samples": n_samples if n_samples is not None else "auto",
-    }
-    ref = "median smoothing bounds, seed 001 Lemma 4.1 / Chiang et al. 2020 (bench.certify.bounds)"
-    width = MetricSpec(
-        f"{CERT_WIDTH}@{eps:g}", False, False, input_range="[0,1]", reference=ref, extra={**extra, "unit": "[0,1]"}
-    )
-    psnr = MetricSpec(
-        f"{CERT_PSNR}@{eps:g}",
-        True,
-        True,
-        crop_border=crop_border,
-        input_range="[0,255] uint8-rounded",
-        reference=ref,
-        extra={**extra, "unit": "dB lower bound"},
-    )
-    return {width.name: width.as_dict(), psnr.name: psnr.as_dict()}
+#: Errors that fail a method's cells when it is built (a missing or unknown checkpoint, a bad card argument).
+BUILD_ERRORS: tuple[type[BaseException], ...] = (BenchError, FileNotFoundError, KeyError)
 
 
 @dataclass
@@ -124,126 +92,18 @@ class RunSummary:
         return 1 if self.failed else 0
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` = CUDA when available (``cuda:$LOCAL_RANK`` under torchrun), else CPU; anything else as given."""
-    import os
-
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
-    return dev
-
-
-@functools.lru_cache(maxsize=1)
-def git_revision() -> str | None:
-    """The commit of the checkout around the package (``None`` outside a git checkout or without git)."""
-    root = Path(bench.__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-def environment() -> dict[str, Any]:
-    """Versions and host of the run (stored with every cell)."""
-    import numpy
-
-    return {
-        "bench": bench.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "git": git_revision(),
-        "host": platform.node(),
-    }
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def method_identity(provenance: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a method card's provenance that changes numbers (its title or comments do not)."""
-    return {k: v for k, v in provenance.items() if k not in _KEY_EXCLUDED_PROVENANCE}
-
-
-def fix_command(exc: BaseException, provenance: Mapping[str, Any]) -> str | None:
-    """The command that fixes a method that cannot be built: quoted from the error, else an assets fetch."""
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    marker = text.find("python -m bench")
-    if marker >= 0:
-        return text[marker:].split("`")[0].split("'")[0].split(")")[0].rstrip(" .;,")
-    checkpoint = provenance.get("checkpoint")
-    if checkpoint and "/" not in str(checkpoint):
-        return f"python -m bench assets fetch {checkpoint}"
-    return None
-
-
-def _error_text(exc: BaseException) -> str:
-    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    return f"{type(exc).__name__}: {msg}"
-
-
-def planned_mode(cell: Cell, stochastic: bool) -> str | None:
-    """The attack mode a cell asks for (the attack's result says the mode it ran): ``None`` without an attack."""
-    if not cell.threat.attacked:
-        return None
-    if cell.threat.surrogate is not None:
-        return "transfer"
-    return "eot" if stochastic else "white-box"
-
-
-class _Row:
-    """Builds the tidy rows of one cell (``per_image``: the attack columns of each image, set after the attack)."""
-
-    def __init__(self, run_name: str, cell: Cell, mode: str | None = None, sigma: float | None = None) -> None:
-        c = cell.condition
-        self.base = {
-            "run": run_name,
-            "method": cell.method,
-            "dataset": cell.dataset.name,
-            "condition": c.name,
-            "corruption": c.corruption,
-            "severity": c.severity,
-            "attack": cell.attack,
-            "epsilon": cell.epsilon,
-            "seed": cell.seed,
-            "cell": cell.key,
-            "sigma": sigma,
-            **dict.fromkeys(ATTACK_COLUMNS),
-        }
-        if cell.threat.attacked:
-            self.base.update(attack_mode=mode, attack_surrogate=cell.threat.surrogate)
-        self.per_image: dict[str, dict[str, Any]] = {}
-
-    def ok(self, image: str, metric: str, value: float, spec: Mapping[str, Any]) -> dict[str, Any]:
-        row = {**self.base, **self.per_image.get(image, {})}
-        row.update(image=image, metric=metric, value=value, spec=dict(spec))
-        return {**row, "status": STATUS_OK, "error": None}
-
-    def failed(self, image: str | None, metric: str | None, error: str, spec: Mapping[str, Any] | None = None):
-        spec = None if spec is None else dict(spec)
-        row = {**self.base, **self.per_image.get(image or "", {})}
-        row.update(image=image, metric=metric, value=None, spec=spec)
-        return {**row, "status": STATUS_FAILED, "error": error}
-
-
 @dataclass
-class _Prepared:
-    name: str
-    hr: torch.Tensor  # (1, 3, H, W) on device
-    lr: torch.Tensor  # (1, 3, h, w) corrupted, on device
+class _CellState:
+    """What one cell's batches gather besides its rows."""
+
+    attacks: list[dict[str, Any]] = field(default_factory=list)
+    certificates: list[dict[str, Any]] = field(default_factory=list)
+    gallery: list[GalleryEntry] = field(default_factory=list)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Runner:
-    """Holds what is built once per run (device, datasets, metrics, the current method) and computes cells.
+    """Holds what is built once per run (device, datasets, metrics, stages, the current method) and computes cells.
 
     Args:
         matrix: a validated :class:`Matrix`.
@@ -269,212 +129,38 @@ class Runner:
         self.store = Store(run_dir)
         self.run_name = run_name or Path(run_dir).name
         self.device = resolve_device(device)
-        self.rank = rank
-        self.world_size = world_size
-        self.progress = progress
+        self.rank, self.world_size, self.progress = rank, world_size, progress
         self.env = environment()
         self._datasets: dict[str, Any] = {}
-        self._corruptions: dict[str, Any] = {}
-        self._surrogates: dict[str, Any] = {}
-        self._attack_losses: dict[str, Any] = {}
-        self._selections: dict[str, dict[str, Any]] = {}
-        self._cell_extra: dict[str, Any] = {"attacks": [], "certificates": []}
-        self._gallery_missing_logged = False
-        self.metrics = self._build_metrics()
-        self.metric_specs = [m.spec.as_dict() for m in self.metrics.values()]
-        self.provenances = self._method_provenances()
-        identities = {name: method_identity(p) for name, p in self.provenances.items()}
-        self.cells = expand_cells(matrix, identities, self.metric_specs, self.provenances)
-        self._max_eps = self._largest_epsilons()
+        self.metrics = build_metrics(matrix.metrics, self.device)
+        self.metric_specs = {name: m.spec.as_dict() for name, m in self.metrics.items()}
+        the_plan = plan(matrix)
+        self.cells, self.provenances = the_plan.cells, the_plan.provenances
+        self.corrupt = Corrupter()
+        self.attack = Attacker(self.device)
+        self.gallery = Gallery(matrix, self.store.run_dir, the_plan.max_eps)
+        self.outputs = OutputStore(self.store.run_dir)
+        self.select_sigma = SigmaSelector(
+            matrix,
+            self.store.run_dir,
+            self.device,
+            self.provenances,
+            self.dataset,
+            self.corrupt.corruption,
+            self.attack.build,
+            self.metrics,
+        )
 
-    # -------------------------------------------------------------------------------------------------- building
-    def _build_metrics(self) -> dict[str, torch.nn.Module]:
-        from bench.metrics import build_metric
-
-        metrics = {}
-        for entry in self.matrix.metrics:
-            metric = build_metric(entry.name, crop_border=entry.crop_border)
-            metrics[entry.name] = metric.to(self.device).eval()
-            logger.debug("metric %s", metric.spec.describe())
-        return metrics
-
-    def _method_provenances(self) -> dict[str, dict[str, Any]]:
-        from bench.methods import cards
-
-        out = {}
-        for name in self.matrix.methods:
-            card = cards.load_card(name)
-            try:
-                out[name] = card.provenance()
-            except (KeyError, OSError, ValueError) as exc:  # e.g. an asset name the manifest does not know
-                logger.warning("method %s: no full provenance (%s); its cells will fail when it is built", name, exc)
-                out[name] = {
-                    "card": card.name,
-                    "title": card.title,
-                    "adapter": card.adapter,
-                    "checkpoint": card.checkpoint,
-                    "checkpoint_sha256": None,
-                    "error": _error_text(exc),
-                }
-        return out
-
-    def dataset(self, cell: Cell | DatasetEntry):
+    def dataset(self, entry: Cell | DatasetEntry):
+        """The dataset of a cell or entry, built once per run."""
         from bench.data import DATASETS
 
-        entry = cell.dataset if isinstance(cell, Cell) else cell
+        entry = entry.dataset if isinstance(entry, Cell) else entry
         cache_key = f"{entry.name}@{entry.crop}@{sorted(entry.kwargs.items())}"
         if cache_key not in self._datasets:
             factory = DATASETS.get(entry.name)
-            ds = factory(**entry.factory_kwargs(factory, self.matrix.scale))
-            if getattr(ds, "scale", self.matrix.scale) != self.matrix.scale:
-                logger.warning("dataset %s has scale %s, the matrix %s", entry.name, ds.scale, self.matrix.scale)
-            self._datasets[cache_key] = ds
+            self._datasets[cache_key] = factory(**entry.factory_kwargs(factory, self.matrix.scale))
         return self._datasets[cache_key]
-
-    def _largest_epsilons(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for cell in self.cells:
-            if cell.threat.attacked:
-                out[cell.threat.name] = max(out.get(cell.threat.name, 0.0), cell.threat.epsilon)
-        return out
-
-    # ---------------------------------------------------------------------------------------------------- attacks
-    def attack_loss(self, loss: Mapping[str, Any]):
-        """The attack loss ``{name, **params}``, built once per run (its spec, backbone included, is recorded in each
-        attack's spec)."""
-        from bench.seeding import canonical_json
-
-        key = canonical_json(dict(loss))
-        if key not in self._attack_losses:
-            from bench.attacks import build_loss
-
-            params = {k: v for k, v in loss.items() if k != "name"}
-            self._attack_losses[key] = build_loss(str(loss["name"]), **params).to(self.device)
-        return self._attack_losses[key]
-
-    def surrogate(self, name: str, method: Any) -> Any:
-        """The surrogate method ``name``: the wrapper's own base when it is that card, else built once per run."""
-        if getattr(method, "base_name", None) == name and getattr(method, "base", None) is not None:
-            return method.base
-        if name not in self._surrogates:
-            from bench.methods import cards
-
-            self._surrogates[name] = cards.build_method(name, device=self.device)
-        return self._surrogates[name]
-
-    def build_attack(self, cell: Cell, method: Any):
-        """The attack object of an attacked cell (loss shared across the run; surrogate resolved)."""
-        from bench.attacks import build_attack
-
-        threat = cell.threat
-        kwargs = threat.attack_kwargs(bool(getattr(method, "stochastic", False)))
-        surrogate = self.surrogate(threat.surrogate, method) if threat.surrogate is not None else None
-        return build_attack(threat.attack, **kwargs, loss=self.attack_loss(threat.loss), surrogate=surrogate)
-
-    # --------------------------------------------------------------------------------------------- smoothing
-    def selection_key(self, cell: Cell) -> str:
-        from bench.seeding import key_hash
-
-        sm = self.matrix.smoothing
-        desc = {
-            "method": method_identity(self.provenances[cell.method]),
-            "condition": cell.condition.identity(),
-            "threat": cell.threat.identity() if cell.threat.attacked else None,
-            "selection": sm.selection_identity() if sm is not None else None,
-            "scale": self.matrix.scale,
-        }
-        return key_hash(desc, length=20)
-
-    def select_sigma(self, cell: Cell, method: Any) -> dict[str, Any]:
-        """Choose sigma for ``cell``'s (condition, attack setting) on the validation split; cached per run folder.
-
-        Returns :func:`bench.certify.selection_record` plus ``key`` and ``seconds``; sets ``method.sigma``.
-        """
-        sm = self.matrix.smoothing
-        if sm is None:
-            raise ValueError(
-                f"method {cell.method!r} has sigma: auto, but the matrix has no 'smoothing:' section (sigma_grid, "
-                "validation) to choose it"
-            )
-        key = self.selection_key(cell)
-        path = self.store.run_dir / "sigma" / f"{key}.json"
-        record = self._selections.get(key)
-        if record is None and path.is_file():
-            import json
-
-            record = json.loads(path.read_text(encoding="utf-8"))
-        if record is None:
-            record = self._run_selection(cell, method, key)
-            atomic_write_json(path, record)
-        self._selections[key] = record
-        method.sigma = record["sigma"]
-        return record
-
-    def _run_selection(self, cell: Cell, method: Any, key: str) -> dict[str, Any]:
-        from bench.certify import select_sigma, selection_record
-
-        sm = self.matrix.smoothing
-        t0 = time.perf_counter()
-        val = sm.validation
-        dataset = self.dataset(val.entry())
-        names = dataset.names()[: val.images] if isinstance(val.images, int) else list(val.images)
-        images = {name: dataset.load(name) for name in names}
-        corruption = self.corruption(cell.condition)
-        if cell.threat.attacked:
-            attack = self.build_attack(cell, method)
-
-            def condition_fn(lr, generator, method=None, hr=None):
-                return attack(method, corruption(lr, generator), hr, generator).x_adv
-
-        else:
-            condition_fn = corruption
-        metric = self.metrics.get(sm.metric)
-        if metric is None:
-            from bench.metrics import build_metric
-
-            metric = build_metric(sm.metric).to(self.device).eval()
-
-        def factory(sigma):
-            method.sigma = sigma
-            return method
-
-        logger.info("%s: choosing sigma among %s on %s", cell.label(), list(sm.sigma_grid), names)
-        sigma, scores = select_sigma(
-            factory,
-            images,
-            condition_fn,
-            sm.sigma_grid,
-            metric,
-            seed=sm.seed,
-            scale=self.matrix.scale,
-            device=self.device,
-            evaluation_names=self.dataset(cell).names(),
-        )
-        condition = cell.threat.attack if cell.threat.attacked else cell.condition.name
-        record = selection_record(sigma, scores, metric=metric, condition=condition, images=names, seed=sm.seed)
-        record.update(key=key, dataset=val.dataset, crop=val.crop, seconds=round(time.perf_counter() - t0, 3))
-        logger.info("%s: sigma %s chosen (%s)", cell.label(), sigma, record["scores"])
-        return record
-
-    def certify_settings(self, method: Any) -> Any:
-        """The matrix's certification settings when ``method`` is smoothing with sigma > 0, else ``None``."""
-        sm = self.matrix.smoothing
-        if sm is None or sm.certify is None:
-            return None
-        if getattr(method, "sigma", None) is None or not hasattr(method, "noisy_predictions"):
-            return None
-        return sm.certify
-
-    def _psnr_crop(self) -> int:
-        entry = next((m for m in self.matrix.metrics if m.name == "psnr"), None)
-        return entry.crop_border if entry is not None else self.matrix.scale
-
-    def corruption(self, condition: Condition):
-        from bench.corruptions import build_corruption
-
-        if condition.name not in self._corruptions:
-            self._corruptions[condition.name] = build_corruption(condition.corruption, **condition.params)
-        return self._corruptions[condition.name]
 
     # ----------------------------------------------------------------------------------------------------- run
     def run_info(self) -> dict[str, Any]:
@@ -482,17 +168,17 @@ class Runner:
             "run": self.run_name,
             "matrix": self.matrix.as_dict(),
             "cells": [c.key for c in self.cells],
-            "metric_specs": self.metric_specs,
+            "metric_specs": list(self.metric_specs.values()),
             "methods": self.provenances,
             "environment": self.env,
             "device": str(self.device),
             "world_size": self.world_size,
             "lr_synthesis": LR_SYNTHESIS,
-            "started": _now(),
+            "started": now(),
         }
 
     def run(self) -> RunSummary:
-        """Compute this rank's pending cells; return counts (never raises for a failing image or method)."""
+        """Compute this rank's pending cells and metrics; return counts (failure rows do not raise)."""
         mine = shard(self.cells, self.rank, self.world_size)
         summary = RunSummary(self.store.run_dir, self.run_name, len(mine), rank=self.rank, world_size=self.world_size)
         if self.rank == 0:
@@ -501,73 +187,95 @@ class Runner:
             if previous.get("started"):
                 info["first_started"] = previous.get("first_started", previous["started"])
             self.store.write_run_info(info)
-        pending = [c for c in mine if not self.store.is_finished(c.key)]
-        summary.skipped = len(mine) - len(pending)
+        work = []
+        for cell in mine:
+            stored = self.store.load_payload(cell.key)
+            missing = missing_metrics(stored, self.metric_specs)
+            if missing == []:
+                if set(stored.metric_specs) - set(self.metric_specs):  # metrics dropped from the matrix
+                    self.store.write(cell.key, merge(stored, self.metric_specs, set(), None).as_dict())
+                continue
+            work.append((cell, stored, missing))
+        summary.skipped = len(mine) - len(work)
         logger.info(
             "run %s: %d cells%s, %d already stored (skipped), %d to compute on %s",
             self.run_name,
             len(mine),
             f" (rank {self.rank} of {self.world_size})" if self.world_size > 1 else "",
             summary.skipped,
-            len(pending),
+            len(work),
             self.device,
         )
-        method, method_name, build_error = None, None, None
-        bar = tqdm(pending, desc="cells", unit="cell", disable=not self.progress, file=sys.stderr)
-        for cell in bar:
+        current: tuple[str | None, Any, BaseException | None] = (None, None, None)
+        bar = tqdm(work, desc="cells", unit="cell", disable=not self.progress, file=sys.stderr)
+        for cell, stored, missing in bar:
             bar.set_postfix_str(cell.label(), refresh=False)
-            if cell.method != method_name:
-                method = None  # free the previous method before building the next one
-                method_name, build_error = cell.method, None
-                method, build_error = self._build_method(cell.method)
-            if build_error is not None:
-                payload = self._failed_cell(cell, build_error)
+            if missing is not None and stored.outputs and self.outputs.path(cell.key).is_file():
+                payload = self.rescore(cell, stored, missing)
             else:
-                payload = self._compute_with_sigma(cell, method)
-            self.store.write(cell.key, payload)
+                if current[0] != cell.method:
+                    current = (None, None, None)  # free the previous method before building the next one
+                    current = (cell.method, *self._build_method(cell.method))
+                _, method, build_error = current
+                if build_error is not None:
+                    payload = self._failed_cell(cell, build_error)
+                else:
+                    metrics = None if missing is None else {m: self.metrics[m] for m in missing}
+                    payload = self._compute_with_sigma(cell, method, metrics)
+                    if missing is not None:  # the stored metrics' rows stay, whatever the new ones did
+                        payload = merge(stored, self.metric_specs, set(missing), payload)
+            self.store.write(cell.key, payload.as_dict())
             summary.computed += 1
-            if payload["status"] != STATUS_OK:
+            if not payload.ok:
                 summary.failed.append(cell.label())
-                logger.warning("cell %s failed: %s", cell.label(), payload.get("error") or "see its failure rows")
+                logger.warning("cell %s failed: %s", cell.label(), payload.error or "see its failure rows")
         bar.close()
         if self.rank == 0:
             info = self.store.read_run_info() or self.run_info()
-            info["finished"] = _now()
+            info["finished"] = now()
             self.store.write_run_info(info)
         return summary
 
-    def _build_method(self, name: str) -> tuple[Any, dict[str, Any] | None]:
+    def _build_method(self, name: str) -> tuple[Any, BaseException | None]:
         from bench.methods import cards
 
         try:
             return cards.build_method(name, device=self.device), None
-        except Exception as exc:  # any build failure fails this method's cells, recorded with the fix
-            fix = fix_command(exc, self.provenances[name])
-            logger.error("method %s cannot be built: %s%s", name, exc, f" (fix: {fix})" if fix else "")
-            return None, {"error": _error_text(exc), "fix": fix}
+        except BUILD_ERRORS as exc:
+            logger.error("method %s cannot be built: %s", name, exc)
+            return None, exc
 
-    def _compute_with_sigma(self, cell: Cell, method: Any) -> dict[str, Any]:
+    def _fix(self, name: str, exc: BaseException) -> str | None:
+        """The command that repairs a method that cannot be built: the error's ``fix``, else (an asset name the
+        manifest does not know) the fetch command of the card's checkpoint name."""
+        if isinstance(exc, BenchError) and exc.fix is not None:
+            return exc.fix
+        checkpoint = self.provenances[name].get("checkpoint")
+        if isinstance(exc, (KeyError, MissingAsset)) and checkpoint and "/" not in str(checkpoint):
+            return f"python -m bench assets fetch {checkpoint}"
+        return None
+
+    def _compute_with_sigma(self, cell: Cell, method: Any, metrics: Mapping[str, Any] | None = None) -> CellPayload:
         """Choose sigma first for a ``sigma: auto`` method (a failing selection fails the cell), then compute it."""
         selection = None
-        if getattr(method, "sigma_auto", False):
+        if method.capabilities.smoothed and method.sigma_auto:
             try:
                 selection = self.select_sigma(cell, method)
-            except Exception as exc:  # the selection failed: this cell fails with the message, the run goes on
+            except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
-                return self._failed_cell(cell, {"error": f"sigma selection: {_error_text(exc)}", "fix": None})
-        return self.compute_cell(cell, method, selection)
+                return self._failed_cell(cell, exc, prefix="sigma selection: ")
+        return self.compute_cell(cell, method, selection, metrics)
 
+    # ------------------------------------------------------------------------------------------------ payloads
     def _payload(self, cell: Cell, status: str, records: list, started: str, seconds: float, n_images: int):
-        labels = {"method": cell.method, "dataset": cell.dataset.name, "condition": cell.condition.name}
-        if cell.threat.attacked:
-            labels.update(attack=cell.threat.name, epsilon=cell.threat.epsilon, variant=cell.threat.variant)
-        return {
-            "key": cell.key,
-            "status": status,
-            "cell": cell.description,
-            "labels": labels,
-            "records": records,
-            "provenance": {
+        return CellPayload(
+            key=cell.key,
+            status=status,
+            cell=cell.description,
+            labels=cell_labels(cell),
+            records=records,
+            metric_specs={},
+            provenance={
                 "method": self.provenances[cell.method],
                 "environment": self.env,
                 "device": str(self.device),
@@ -576,117 +284,108 @@ class Runner:
                 "world_size": self.world_size,
                 "lr_synthesis": LR_SYNTHESIS,
                 "started": started,
-                "finished": _now(),
+                "finished": now(),
                 "seconds": round(seconds, 4),
                 "images": n_images,
                 "seconds_per_image": round(seconds / n_images, 4) if n_images else None,
             },
-        }
+        )
 
-    def _failed_cell(self, cell: Cell, build_error: Mapping[str, Any]) -> dict[str, Any]:
-        rows = _Row(self.run_name, cell)
-        error = build_error["error"] + (f" -- fix: {build_error['fix']}" if build_error.get("fix") else "")
-        payload = self._payload(cell, STATUS_FAILED, [rows.failed(None, None, error)], _now(), 0.0, 0)
-        payload.update(error=build_error["error"], fix=build_error.get("fix"))
+    def _failed_cell(self, cell: Cell, exc: BaseException, prefix: str = "") -> CellPayload:
+        fix = None if prefix else self._fix(cell.method, exc)
+        message = prefix + error_text(exc)
+        rows = Rows(self.run_name, cell)
+        error = message + (f" -- fix: {fix}" if fix and fix not in message else "")
+        payload = self._payload(cell, STATUS_FAILED, [rows.failed(None, None, error)], now(), 0.0, 0)
+        payload.error, payload.fix = message, fix
         return payload
 
     # ------------------------------------------------------------------------------------------------- one cell
-    def compute_cell(self, cell: Cell, method: Any, selection: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Every image of the cell through corruption, attack, method and metrics; failures become rows."""
-        started, t0 = _now(), time.perf_counter()
-        stochastic = bool(getattr(method, "stochastic", False))
-        sigma = getattr(method, "sigma", None) if hasattr(method, "noisy_predictions") else None
-        rows = _Row(self.run_name, cell, planned_mode(cell, stochastic), sigma)
+    def compute_cell(
+        self,
+        cell: Cell,
+        method: Any,
+        selection: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> CellPayload:
+        """Every image of the cell through the stages; the project's errors and bad data become failure rows."""
+        metrics = self.metrics if metrics is None else metrics
+        started, t0 = now(), time.perf_counter()
+        caps = method.capabilities
+        sigma = method.sigma if caps.smoothed else None
+        rows = Rows(self.run_name, cell, planned_mode(cell, caps.stochastic), sigma)
+        state = _CellState()
         records: list[dict[str, Any]] = []
-        self._cell_extra = {"attacks": [], "certificates": []}
         dataset = self.dataset(cell)
         names = list(dataset.names())
         if cell.threat.attacked and self.matrix.attack_images is not None:
             names = names[: self.matrix.attack_images]
-        prepared: list[_Prepared] = []
+        per_call = 1 if (caps.stochastic or cell.threat.attacked) else self.matrix.batch_images
+        batch: list[Item] = []
         for name in tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr):
             try:
-                prepared.append(self._prepare(cell, dataset, name))
-            except Exception as exc:  # a broken image fails that image only
+                batch.append(self.corrupt(cell, prepare(dataset, name, self.matrix.scale, self.device)))
+            except BAD_DATA as exc:  # a broken image fails that image only
                 logger.warning("%s: image %s failed: %s", cell.label(), name, exc)
-                records.append(rows.failed(name, None, _error_text(exc)))
+                records.append(rows.failed(name, None, error_text(exc)))
                 continue
-            if len(prepared) >= self.matrix.batch_images:
-                records.extend(self._evaluate(cell, method, prepared, rows))
-                prepared = []
-        if prepared:
-            records.extend(self._evaluate(cell, method, prepared, rows))
+            if len(batch) >= per_call:
+                records.extend(self._evaluate(cell, method, batch, rows, state, metrics))
+                batch = []
+        if batch:
+            records.extend(self._evaluate(cell, method, batch, rows, state, metrics))
         seconds = time.perf_counter() - t0
         status = STATUS_FAILED if any(r["status"] != STATUS_OK for r in records) else STATUS_OK
         payload = self._payload(cell, status, records, started, seconds, len(names))
+        payload.metric_specs = {name: m.spec.as_dict() for name, m in metrics.items()}
+        payload.gallery = state.gallery
         if status != STATUS_OK:
-            payload["error"] = f"{sum(r['status'] != STATUS_OK for r in records)} failure rows"
+            payload.error = f"{sum(r['status'] != STATUS_OK for r in records)} failure rows"
+        elif self.matrix.store_outputs and state.outputs:
+            payload.outputs = self.outputs.write(cell.key, state.outputs)
         if cell.threat.attacked:
-            payload["attack"] = {"threat": cell.threat.identity(), "label": cell.threat.label(), "batches": []}
-            payload["attack"]["batches"] = self._cell_extra["attacks"]
-        if hasattr(method, "noisy_predictions"):
-            settings = method.settings() if hasattr(method, "settings") else {"sigma": sigma}
-            payload["smoothing"] = {
-                "settings": settings,
+            payload.attack = {"threat": cell.threat.identity(), "label": cell.threat.label(), "batches": state.attacks}
+        if caps.smoothed:
+            payload.smoothing = {
+                "settings": method.settings(),
                 "sigma": sigma,
-                "sigma_auto": bool(getattr(method, "sigma_auto", False)),
+                "sigma_auto": bool(method.sigma_auto),
                 "selection": None if selection is None else dict(selection),
-                "certificates": self._cell_extra["certificates"],
+                "certificates": state.certificates,
             }
         return payload
 
-    def _prepare(self, cell: Cell, dataset: Any, name: str) -> _Prepared:
-        scale = self.matrix.scale
-        sample = dataset.load(name)
-        hr = modcrop(sample.hr, scale).unsqueeze(0).to(self.device, torch.float32)
-        if sample.lr is not None:
-            lr = sample.lr.unsqueeze(0).to(self.device, torch.float32)
-            if tuple(lr.shape[-2:]) != (hr.shape[-2] // scale, hr.shape[-1] // scale):
-                raise ValueError(f"LR {tuple(lr.shape[-2:])} is not HR {tuple(hr.shape[-2:])} / {scale}")
-        else:
-            from bench.data.imresize import imresize
-
-            lr = quantize(imresize(hr, 1 / scale))
-        generator = make_generator(seed_from(cell.key, name))
-        lr = self.corruption(cell.condition)(lr, generator)
-        return _Prepared(name, hr, lr)
-
-    def _evaluate(self, cell: Cell, method: Any, batch: list[_Prepared], rows: _Row) -> list[dict[str, Any]]:
-        """Run the method and the metrics on images of one size at a time (``batch_images`` per call)."""
+    def _evaluate(self, cell, method, batch: list[Item], rows: Rows, state: _CellState, metrics) -> list[dict]:
+        """Attack, infer and score the images of one batch, one image size at a time."""
         out: list[dict[str, Any]] = []
-        groups: dict[tuple, list[_Prepared]] = {}
-        for p in batch:
-            groups.setdefault(tuple(p.hr.shape), []).append(p)
-        for group in groups.values():
-            names = [p.name for p in group]
-            lr = torch.cat([p.lr for p in group])
-            hr = torch.cat([p.hr for p in group])
-            lr_clean = lr
+        groups: dict[tuple, list[Item]] = {}
+        for item in batch:
+            groups.setdefault(tuple(item.hr.shape), []).append(item)
+        for items in groups.values():
+            names = [it.name for it in items]
+            lr_clean = torch.cat([it.lr for it in items])
+            hr = torch.cat([it.hr for it in items])
+            x, mode = lr_clean, None
             if cell.threat.attacked:
                 try:
-                    lr = self._attack(cell, method, lr, hr, names, rows)
-                except Exception as exc:  # refused (not differentiable, ...) or failed: failure rows with the message
+                    x, record = self.attack(cell, method, items, lr_clean, hr)
+                except (AttackRefused, BadOutput) as exc:  # refused (not differentiable, ...) or non-finite
+                    rows.per_image.update({it.name: it.attack_columns for it in items})
                     logger.warning("%s: attack failed on %s: %s", cell.label(), names, exc)
-                    out.extend(rows.failed(n, None, _error_text(exc)) for n in names)
+                    out.extend(rows.failed(n, None, error_text(exc)) for n in names)
                     continue
-            generator = make_generator(seed_from(cell.key, names[0], "method"), self.device)
-            certificate = None
+                rows.per_image.update({it.name: it.attack_columns for it in items})
+                state.attacks.append(record)
+                mode = items[0].attack_columns["attack_mode"]
+            settings = certify_settings(method, self.matrix.smoothing)
             try:
-                settings = self.certify_settings(method)
-                if settings is not None:
-                    from bench.certify import certify
-
-                    certificate = certify(method, lr, settings.epsilons, settings.n_samples, settings.alpha, generator)
-                    sr = certificate.prediction  # the smoothed output on the same noise stream as super_resolve
-                else:
-                    sr = method.super_resolve(lr, generator)
-                if sr.shape != hr.shape:
-                    raise ValueError(f"method output {tuple(sr.shape)} does not match HR {tuple(hr.shape)}")
-            except Exception as exc:  # the method failed on these images; the cell goes on
+                generator = method_generator(cell, names[0], self.device)
+                sr, certificate = infer(method, x, hr.shape, generator, settings)
+            except BAD_DATA as exc:
                 logger.warning("%s: method failed on %s: %s", cell.label(), names, exc)
-                out.extend(rows.failed(n, None, _error_text(exc)) for n in names)
+                out.extend(rows.failed(n, None, error_text(exc)) for n in names)
                 continue
-            finite = torch.isfinite(sr.flatten(1)).all(dim=1).tolist()
+            finite = finite_mask(sr)
             keep = [i for i, ok in enumerate(finite) if ok]
             for i, ok in enumerate(finite):
                 if not ok:
@@ -695,135 +394,51 @@ class Runner:
             if not keep:
                 continue
             idx = torch.tensor(keep, device=sr.device)
-            sr_k, hr_k, lr_k = sr.index_select(0, idx), hr.index_select(0, idx), lr.index_select(0, idx)
+            sr_k, hr_k, x_k = sr.index_select(0, idx), hr.index_select(0, idx), x.index_select(0, idx)
+            kept = [names[i] for i in keep]
+            stochastic = method.capabilities.stochastic
+            x_adv = x_k if cell.threat.attacked else None
             clean_k = lr_clean.index_select(0, idx)
-            self._gallery(cell, [names[i] for i in keep], hr_k, clean_k, sr_k, lr_k if cell.threat.attacked else None)
+            state.gallery += self.gallery.write(cell, stochastic, kept, hr_k, clean_k, sr_k, x_adv, mode)
+            if self.matrix.store_outputs:
+                for j, name in enumerate(kept):
+                    state.outputs[f"sr/{name}"] = sr_k[j : j + 1]
+                    state.outputs[f"x/{name}"] = x_k[j : j + 1]
             if certificate is not None:
-                out.extend(self._certified_rows(certificate, hr, names, keep, rows))
-            for metric_name, metric in self.metrics.items():
-                spec = metric.spec.as_dict()
-                try:
-                    with torch.no_grad():
-                        values = metric(sr_k, hr_k, lr_k).detach().double().cpu().reshape(-1).tolist()
-                    if len(values) != len(keep):
-                        raise ValueError(f"metric returned {len(values)} values for {len(keep)} images")
-                except Exception as exc:  # one metric failing does not stop the others
-                    logger.warning("%s: metric %s failed: %s", cell.label(), metric_name, exc)
-                    out.extend(rows.failed(names[i], metric_name, _error_text(exc), spec) for i in keep)
+                out.extend(self._certified_rows(certificate, hr, names, keep, rows, state))
+            for metric_name, values in score(metrics, sr_k, hr_k, x_k).items():
+                spec = metrics[metric_name].spec.as_dict()
+                if isinstance(values, BaseException):  # one metric failing does not stop the others
+                    logger.warning("%s: metric %s failed: %s", cell.label(), metric_name, values)
+                    out.extend(rows.failed(n, metric_name, error_text(values), spec) for n in kept)
                     continue
-                for i, value in zip(keep, values, strict=True):
-                    if math.isfinite(value):
-                        out.append(rows.ok(names[i], metric_name, value, spec))
-                    else:
-                        out.append(rows.failed(names[i], metric_name, f"metric value is {value}", spec))
+                out.extend(rows.value(n, metric_name, v, spec) for n, v in zip(kept, values, strict=True))
         return out
 
-    # ----------------------------------------------------------------------------------------------- gallery
-    def _attack(self, cell: Cell, method: Any, lr: torch.Tensor, hr: torch.Tensor, names: list[str], rows: _Row):
-        """Attack a batch; fill the rows' per-image attack columns; return ``x_adv``."""
-        attack = self.build_attack(cell, method)
-        generator = make_generator(seed_from(cell.key, names[0], "attack"), self.device)
-        result = attack(method, lr, hr, generator)
-        record = result.record()
-        record["images"] = list(names)
-        self._cell_extra["attacks"].append(record)
-        n = len(names)
-        linf = record.get("linf") or [None] * n
-        for i, name in enumerate(names):
-            rows.per_image[name] = {
-                "attack_mode": result.mode,
-                "attack_surrogate": cell.threat.surrogate,
-                "attack_loss_clean": float(result.loss_clean[i]),
-                "attack_loss_adv": float(result.loss_adv[i]),
-                "attack_forward": result.forward_count,
-                "attack_backward": result.backward_count,
-                "attack_seconds": result.seconds / n,
-                "attack_linf": linf[i],
-            }
-        x_adv = result.x_adv
-        if not torch.isfinite(x_adv).all():
-            raise ValueError("the attack returned a non-finite input")
-        return x_adv
-
-    def _certified_rows(self, certificate: Any, hr: torch.Tensor, names: list[str], keep: list[int], rows: _Row):
+    def _certified_rows(self, certificate, hr, names, keep, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
         """The ``cert_width@eps`` / ``cert_psnr@eps`` rows of a batch (see :func:`certified_specs`)."""
-        settings = self.matrix.smoothing.certify
-        crop = self._psnr_crop()
-        figures = certificate.figures(hr, crop_border=crop)
+        psnr = next((m for m in self.matrix.metrics if m.name == "psnr"), None)
+        crop = psnr.crop_border if psnr is not None else self.matrix.scale
         spec = certificate.spec()
         spec["images"] = list(names)
-        self._cell_extra["certificates"].append(spec)
+        state.certificates.append(spec)
         out = []
-        for eps in certificate.epsilons:
-            specs = certified_specs(eps, settings.alpha, settings.n_samples, crop)
-            for prefix, figure in ((CERT_WIDTH, "certified_width"), (CERT_PSNR, "certified_psnr")):
-                name = f"{prefix}@{eps:g}"
-                values = figures[figure][eps].double().cpu().tolist()
-                for i in keep:
-                    if math.isfinite(values[i]):
-                        out.append(rows.ok(names[i], name, values[i], specs[name]))
-                    else:
-                        out.append(rows.failed(names[i], name, f"certified value is {values[i]}", specs[name]))
+        for column, column_spec, values in certified_values(certificate, hr, self.matrix.smoothing.certify, crop):
+            for i in keep:
+                if values[i] == values[i] and abs(values[i]) != float("inf"):
+                    out.append(rows.ok(names[i], column, values[i], column_spec))
+                else:
+                    out.append(rows.failed(names[i], column, f"certified value is {values[i]}", column_spec))
         return out
 
-    # ----------------------------------------------------------------------------------------------- gallery
-    def _gallery(
-        self,
-        cell: Cell,
-        names: Sequence[str],
-        hr: torch.Tensor,
-        lr: torch.Tensor,
-        sr: torch.Tensor,
-        x_adv: torch.Tensor | None = None,
-    ) -> None:
-        """Crops of the gallery image: HR, LR (nearest), SR; for attacked cells (largest budget of each attack only)
-        the adversarial input ``adv-<method>--<mode>.png`` and its output ``sr-<method>--<mode>.png``."""
-        gallery = self.matrix.gallery
-        stochastic = bool(self.provenances.get(cell.method, {}).get("stochastic", False))
-        if gallery is None or cell.seed != self.matrix.seeds_for(stochastic)[0]:
-            return
-        if gallery.dataset is not None and gallery.dataset != cell.dataset.name:
-            return
-        if gallery.image not in names:
-            return
-        threat = cell.threat
-        if threat.attacked and threat.epsilon != self._max_eps.get(threat.name):
-            return
-        i = list(names).index(gallery.image)
-        s = self.matrix.scale
-        h, w = lr.shape[-2:]
-        size = min(gallery.size, h, w)
-        top, left = (h - size) // 2, (w - size) // 2
-
-        def lr_crop(t: torch.Tensor) -> torch.Tensor:
-            crop = t[i : i + 1, :, top : top + size, left : left + size]
-            return torch.nn.functional.interpolate(crop, scale_factor=s, mode="nearest")
-
-        hr_crop = hr[i : i + 1, :, top * s : (top + size) * s, left * s : (left + size) * s]
-        sr_crop = sr[i : i + 1, :, top * s : (top + size) * s, left * s : (left + size) * s]
-        folder = self.store.gallery_dir / _safe(cell.dataset.name) / gallery_folder(cell)
-        if not (folder / "HR.png").exists():
-            write_image(hr_crop, folder / "HR.png")
-        if not (folder / "LR.png").exists():
-            write_image(lr_crop(lr), folder / "LR.png")
-        if x_adv is None:
-            write_image(sr_crop, folder / f"sr-{_safe(cell.method)}.png")
-            return
-        mode = (self._cell_extra["attacks"][-1].get("mode") if self._cell_extra["attacks"] else None) or "attack"
-        entry = _safe(f"{cell.method}--{mode}")
-        write_image(lr_crop(x_adv.clamp(0, 1)), folder / f"adv-{entry}.png")
-        write_image(sr_crop, folder / f"sr-{entry}.png")
-
-
-def gallery_folder(cell: Cell) -> str:
-    """``<condition>`` for unattacked cells, ``<condition>@<attack>`` for attacked ones (largest budget)."""
-    if not cell.threat.attacked:
-        return _safe(cell.condition.name)
-    return f"{_safe(cell.condition.name)}@{_safe(cell.threat.name)}"
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload:
+        """Score the metrics ``missing`` of a stored cell on its stored SR outputs (no model runs)."""
+        tensors = self.outputs.read(cell.key, self.device)
+        dataset = self.dataset(cell)
+        args = (self.metrics, self.metric_specs, tensors, dataset, self.matrix.scale, self.device)
+        payload = rescore(stored, missing, *args)
+        logger.info("%s: scored %s on the stored outputs", cell.label(), ", ".join(missing))
+        return payload
 
 
 def run_matrix(
@@ -854,8 +469,7 @@ def run_matrix(
 
 def stored_records(run_dir: str | Path, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """All records of a run directory's cells (those of ``keys`` only, when given)."""
-    store = Store(run_dir)
     out: list[dict[str, Any]] = []
-    for payload in store.iter_cells(None if keys is None else list(keys)):
-        out.extend(payload.get("records", []))
+    for payload in Store(run_dir).iter_payloads(None if keys is None else list(keys)):
+        out.extend(payload.records)
     return out

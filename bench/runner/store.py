@@ -3,8 +3,10 @@
 Layout of a run directory (``reports/<run>/`` by default)::
 
     run.json            the matrix, the run's provenance and the keys of its cells (written by rank 0)
-    cells/<key>.json    one finished (or failed) cell: description, status, records, failures, provenance
-    gallery/            PNG crops for the report
+    cells/<key>.json    one finished (or failed) cell: a :class:`~bench.results.schema.CellPayload`
+    gallery/            PNG crops for the report (described by the cells' ``gallery`` entries)
+    outputs/<key>.safetensors   the SR outputs of a cell, when the matrix has ``store_outputs: true``
+    sigma/<key>.json    sigma selections of median smoothing
     results.csv, tables/, index.html    written by the report
 
 A cell file is written to a temporary file in the same folder and moved into place with :func:`os.replace`, so a
@@ -21,21 +23,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, CellPayload, SchemaError
+
 logger = logging.getLogger(__name__)
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-#: Per-image attack columns of the records (``None`` for unattacked cells); see :mod:`bench.runner.runner`.
-ATTACK_COLUMNS = (
-    "attack_mode",
-    "attack_surrogate",
-    "attack_loss_clean",
-    "attack_loss_adv",
-    "attack_forward",
-    "attack_backward",
-    "attack_seconds",
-    "attack_linf",
-)
+__all__ = ["ATTACK_COLUMNS", "STATUS_FAILED", "STATUS_OK", "Store", "atomic_write_json"]
 
 
 def _json_default(obj: Any) -> Any:
@@ -86,6 +78,23 @@ class Store:
         except json.JSONDecodeError as exc:
             logger.warning("ignoring unreadable cell file %s (%s); the cell will be recomputed", path, exc)
             return None
+
+    def load_payload(self, key: str) -> CellPayload | None:
+        """The stored payload of a cell as the results schema, ``None`` if absent or unreadable (recomputed)."""
+        data = self.load(key)
+        if data is None:
+            return None
+        try:
+            return CellPayload.from_dict(data, source=str(self.cell_path(key)))
+        except SchemaError as exc:
+            logger.warning("%s; the cell will be recomputed", exc)
+            return None
+
+    def iter_payloads(self, keys: list[str] | None = None) -> Iterator[CellPayload]:
+        """Stored payloads as the results schema; an unreadable version raises :class:`SchemaError` (the report
+        must not show a partial run silently)."""
+        for data in self.iter_cells(keys):
+            yield CellPayload.from_dict(data, source=f"{self.cells_dir / str(data.get('key'))}.json")
 
     def status(self, key: str) -> str | None:
         payload = self.load(key)

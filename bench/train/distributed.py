@@ -49,15 +49,10 @@ def env_info() -> DistInfo:
 
 def resolve_device(name: str | torch.device, info: DistInfo) -> torch.device:
     """``auto`` -> CUDA when available; under DDP a bare ``cuda`` becomes ``cuda:LOCAL_RANK``."""
-    if isinstance(name, torch.device):
-        device = name
-    elif name == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(name)
+    from bench.devices import resolve_device as resolve
+
+    device = resolve(name, local_rank=info.local_rank if info.enabled else 0)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name}: no CUDA device is available (use cpu or auto)")
         if device.index is None:
             device = torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
         torch.cuda.set_device(device)

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from bench.images import write_image
+from bench.results.schema import AttackMode, GalleryEntry
 from bench.runner.store import Store
 
 SPECS = {
@@ -126,16 +127,28 @@ def board_run(tmp_path: Path) -> Path:
     hr = _pattern(0)
     lr = torch.nn.functional.interpolate(hr[..., ::4, ::4], scale_factor=4, mode="nearest")
     lr[..., 0, 0] = 128 / 255
+    entries: list[GalleryEntry] = []
+
+    def crop(image: torch.Tensor, folder: str, file: str, kind: str, **extra) -> None:
+        path = store.gallery_dir / "ds" / folder / file
+        write_image(image, path)
+        condition, _, attack = folder.partition("@")
+        rel = path.relative_to(store.run_dir).as_posix()
+        entries.append(GalleryEntry("ds", condition, kind, rel, attack=attack or None, **extra))
+
     for folder in ("clean", "noise"):
-        write_image(hr, store.gallery_dir / "ds" / folder / "HR.png")
-        write_image(lr, store.gallery_dir / "ds" / folder / "LR.png")
+        crop(hr, folder, "HR.png", "hr")
+        crop(lr, folder, "LR.png", "lr")
         for k, method in enumerate(METHODS):
-            write_image((hr * 0.8 + 0.1 * k).clamp(0, 1), store.gallery_dir / "ds" / folder / f"sr-{method}.png")
-    attacked = store.gallery_dir / "ds" / "clean@pgd"
-    write_image(hr, attacked / "HR.png")
-    write_image(lr, attacked / "LR.png")
+            crop((hr * 0.8 + 0.1 * k).clamp(0, 1), folder, f"sr-{method}.png", "sr", method=method)
+    crop(hr, "clean@pgd", "HR.png", "hr")
+    crop(lr, "clean@pgd", "LR.png", "lr")
     adv = lr.clone()
     adv[..., 0, 0] += 8 / 255  # one pixel moved by 8 levels: the amplified perturbation is white there, grey elsewhere
-    write_image(adv, attacked / "adv-sharp--white-box.png")
-    write_image(hr.flip(-1), attacked / "sr-sharp--white-box.png")
+    mode = AttackMode("white-box")
+    crop(adv, "clean@pgd", "adv-sharp--white-box.png", "adv", method="sharp", mode=mode)
+    crop(hr.flip(-1), "clean@pgd", "sr-sharp--white-box.png", "sr_adv", method="sharp", mode=mode)
+    first = store.load(keys[0])
+    first["gallery"] = [g.as_dict() for g in entries]
+    store.write(keys[0], first)
     return store.run_dir

@@ -63,8 +63,21 @@ def run_dir(tmp_path: Path) -> Path:
         "n1": [_rec("det", im, "psnr", 26.0, condition="noise-s1") for im in ("im0", "im1")],
         "n3": [_rec("det", im, "psnr", 22.0, condition="noise-s3") for im in ("im0", "im1")],
     }
+    gallery = [  # gallery facts travel as entries of the results schema, not in file names
+        {"dataset": "ds", "condition": "clean", "attack": "fgsm", "kind": kind, "path": f"gallery/ds/x/{name}", **who}
+        for kind, name, who in (
+            ("hr", "HR.png", {}),
+            ("lr", "LR.png", {}),
+            ("adv", "a.png", {"method": "det", "mode": "white-box"}),
+            ("sr_adv", "b.png", {"method": "det", "mode": "white-box"}),
+        )
+    ]
     for key, records in cells.items():
-        store.write(key, {"key": key, "status": "ok", "records": records, "labels": {}})
+        payload = {"key": key, "status": "ok", "records": records, "labels": {}}
+        if key == "fgsm8":
+            labels = {"method": "det", "dataset": "ds", "condition": "clean", "attack": "fgsm", "epsilon": E8}
+            payload.update(version=2, labels=labels, gallery=gallery)
+        store.write(key, payload)
     matrix = {
         "name": "m",
         "scale": 4,
@@ -82,8 +95,8 @@ def run_dir(tmp_path: Path) -> Path:
     }
     store.write_run_info({"run": "t", "matrix": matrix, "cells": list(cells), "metric_specs": [PSNR, LPIPS]})
     g = torch.linspace(0, 1, 16 * 16 * 3).reshape(1, 3, 16, 16)
-    for name in ("HR.png", "LR.png", "adv-det--white-box.png", "sr-det--white-box.png"):
-        write_image(g, store.gallery_dir / "ds" / "clean@fgsm" / name)
+    for entry in gallery:
+        write_image(g, store.run_dir / entry["path"])
     return store.run_dir
 
 

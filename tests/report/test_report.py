@@ -62,7 +62,23 @@ def run_dir(tmp_path: Path) -> Path:
             records.append(_rec(method, "im2", None, None, "failed", f"ValueError: bad {EVIL}"))
         key = f"cell{i}"
         keys.append(key)
-        store.write(key, {"key": key, "status": "ok", "records": records, "labels": {}})
+        payload = {"key": key, "status": "ok", "records": records, "labels": {}}
+        if method == "alpha":  # a version-2 cell with its gallery entries (the report reads no file names)
+            payload.update(
+                version=2,
+                labels={"method": "alpha", "dataset": "ds", "condition": "clean"},
+                gallery=[
+                    {"dataset": "ds", "condition": "clean", "kind": "hr", "path": "gallery/ds/clean/HR.png"},
+                    {
+                        "dataset": "ds",
+                        "condition": "clean",
+                        "kind": "sr",
+                        "method": "alpha",
+                        "path": "gallery/ds/clean/sr-alpha.png",
+                    },
+                ],
+            )
+        store.write(key, payload)
     matrix = {
         "name": "m",
         "scale": 4,
@@ -168,20 +184,25 @@ def test_missing_checkpoint_rows_stay_on_the_leaderboard_marked() -> None:
     from types import SimpleNamespace
 
     from bench.report.html import _missing
+    from bench.results.schema import CellPayload
 
+    base = {"key": "k", "records": [], "version": 2}
     data = SimpleNamespace(
         payloads=[
-            {"status": "ok", "labels": {"method": "bicubic", "dataset": "d", "condition": "clean"}},
-            {
-                "status": "failed",
-                "fix": "python -m bench train andnet",
-                "labels": {"method": "andnet", "dataset": "d", "condition": "clean"},
-            },
-            {
-                "status": "failed",
-                "fix": "python -m bench train andnet",
-                "labels": {"method": "andnet", "dataset": "d", "condition": "noise"},
-            },
+            CellPayload.from_dict({**base, **p})
+            for p in [
+                {"status": "ok", "labels": {"method": "bicubic", "dataset": "d", "condition": "clean"}},
+                {
+                    "status": "failed",
+                    "fix": "python -m bench train andnet",
+                    "labels": {"method": "andnet", "dataset": "d", "condition": "clean"},
+                },
+                {
+                    "status": "failed",
+                    "fix": "python -m bench train andnet",
+                    "labels": {"method": "andnet", "dataset": "d", "condition": "noise"},
+                },
+            ]
         ]
     )
     assert _missing(data, "d", "clean", "none", 0.0) == {"andnet": "python -m bench train andnet"}

@@ -16,7 +16,6 @@ from bench.runner.matrix import MatrixError, format_epsilon, load_matrix, parse_
 from bench.runner.runner import Runner, run_matrix
 from bench.runner.store import Store
 
-SPECS = [{"name": "psnr", "crop_border": 4, "higher_is_better": True}]
 FGSM = {"name": "fgsm", "attack": "fgsm", "epsilons": ["2/255", "8/255"], "conditions": ["clean"], "loss": "l1"}
 PGD = {"name": "pgd", "attack": "pgd", "params": {"steps": 2}, "epsilons": ["8/255"], "loss": "l1"}
 
@@ -53,7 +52,7 @@ def test_attacks_expand_into_cells_per_epsilon(tiny_project):
     assert [t.name for t in noise] == ["none", "pgd"]  # fgsm is restricted to clean
     assert clean[1].params == {"eps": pytest.approx(2 / 255)} and clean[3].params["steps"] == 2
     ids = {"bicubic": {"card": "bicubic"}, "tiny-rrdb": {"card": "tiny-rrdb"}}
-    cells = expand_cells(m, ids, SPECS)
+    cells = expand_cells(m, ids)
     assert len(cells) == 2 * (4 + 2)
     assert len({c.key for c in cells}) == len(cells)
     attacked = [c for c in cells if c.threat.attacked]
@@ -64,16 +63,16 @@ def test_attacks_expand_into_cells_per_epsilon(tiny_project):
 
 def test_unattacked_keys_do_not_change_and_names_are_not_keyed(tiny_project):
     ids = {"bicubic": {"card": "bicubic"}, "tiny-rrdb": {"card": "tiny-rrdb"}}
-    plain = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids, SPECS)}
+    plain = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids)}
     _with(tiny_project["matrix"], attacks=[{"name": "none"}, FGSM])
-    with_attacks = expand_cells(load_matrix(tiny_project["matrix"]), ids, SPECS)
+    with_attacks = expand_cells(load_matrix(tiny_project["matrix"]), ids)
     assert plain == {c.key for c in with_attacks if not c.threat.attacked}  # stored cells stay valid
     renamed = dict(FGSM, name="fast")
     _with(tiny_project["matrix"], attacks=[{"name": "none"}, renamed])
-    keys = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids, SPECS)}
+    keys = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids)}
     assert keys == {c.key for c in with_attacks}
     _with(tiny_project["matrix"], attacks=[{"name": "none"}, dict(FGSM, loss="mse")])
-    changed = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids, SPECS)}
+    changed = {c.key for c in expand_cells(load_matrix(tiny_project["matrix"]), ids)}
     assert len(changed - keys) == 4  # the loss is part of an attacked cell's key
 
 

@@ -13,19 +13,17 @@ from bench.runner.store import Store
 METHOD = {"card": "m", "adapter": "rrdbnet", "args": {"num_block": 1}, "checkpoint": "x", "checkpoint_sha256": "ab"}
 DATASET = DatasetEntry("embedded-eval", crop=64)
 NOISE = Condition("noise", "gaussian_noise", {"sigma": 0.03}, 0.03)
-SPECS = [{"name": "psnr", "crop_border": 4, "higher_is_better": True}, {"name": "lpips_alex", "crop_border": 0}]
 
 
-def _key(method=METHOD, dataset=DATASET, condition=NOISE, seed=0, specs=SPECS, scale=4) -> str:
-    return cell_key(cell_description(method, dataset, condition, seed, specs, scale))
+def _key(method=METHOD, dataset=DATASET, condition=NOISE, seed=0, scale=4) -> str:
+    return cell_key(cell_description(method, dataset, condition, seed, scale))
 
 
 def test_key_is_stable():
     assert _key() == _key()
     # a known value: the key is a pure function of the description (guards against accidental format changes)
     assert len(_key()) == 20 and all(c in "0123456789abcdef" for c in _key())
-    # order of metric specs and of dict keys does not matter
-    assert _key(specs=list(reversed(SPECS))) == _key()
+    # order of dict keys does not matter (the metrics are not in the key: see tests/runner/test_keys.py)
     assert _key(method=dict(reversed(list(METHOD.items())))) == _key()
 
 
@@ -39,7 +37,6 @@ def test_key_is_stable():
         {"condition": Condition("noise", "gaussian_noise", {"sigma": 0.05}, 0.05)},
         {"condition": Condition("noise", "gaussian_blur", {"sigma": 0.03}, 0.03)},
         {"seed": 1},
-        {"specs": [{**SPECS[0], "crop_border": 0}, SPECS[1]]},
         {"scale": 2},
     ],
 )
@@ -51,14 +48,14 @@ def test_keys_do_not_depend_on_matrix_name_or_order(tiny_project):
     a = load_matrix(tiny_project["matrix"])
     b = load_matrix(tiny_project["matrix"], overrides=["name=other", "methods=[tiny-rrdb, bicubic]"])
     ids = {"bicubic": {"card": "bicubic"}, "tiny-rrdb": {"card": "tiny-rrdb"}}
-    keys_a = {c.key for c in expand_cells(a, ids, SPECS)}
-    keys_b = {c.key for c in expand_cells(b, ids, SPECS)}
+    keys_a = {c.key for c in expand_cells(a, ids)}
+    keys_b = {c.key for c in expand_cells(b, ids)}
     assert keys_a == keys_b and len(keys_a) == 4
 
 
 def test_shard_partitions_cells(tiny_project):
     m = load_matrix(tiny_project["matrix"], overrides=["seeds=[0, 1, 2]"])
-    cells = expand_cells(m, {"bicubic": {}, "tiny-rrdb": {}}, SPECS)
+    cells = expand_cells(m, {"bicubic": {}, "tiny-rrdb": {}})
     parts = [shard(cells, r, 3) for r in range(3)]
     assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in cells)
     assert [len(p) for p in parts] == [4, 4, 4]

@@ -112,6 +112,7 @@ def test_fixed_sigma_forces_smoothing_and_certified_columns(tiny_project, tmp_pa
     # the certificate's prediction is the smoothed output: its psnr equals a direct super_resolve's
     from bench.methods.cards import build_method
     from bench.metrics import build_metric
+    from bench.runner.stages.prepare import prepare
     from bench.seeding import make_generator, seed_from
 
     runner = Runner(m, tmp_path / "check", device="cpu", progress=False)
@@ -119,7 +120,7 @@ def test_fixed_sigma_forces_smoothing_and_certified_columns(tiny_project, tmp_pa
     method, psnr = build_method("tiny-mrs"), build_metric("psnr", crop_border=4)
     stored = mrs[(mrs.metric == "psnr") & (mrs.condition == "noise")].set_index("image")["value"]
     for image in ("img0", "img2"):
-        prepared = runner._prepare(cell, runner.dataset(cell), image)
+        prepared = runner.corrupt(cell, prepare(runner.dataset(cell), image, m.scale, runner.device))
         sr = method.super_resolve(prepared.lr, make_generator(seed_from(cell.key, image, "method")))
         assert stored[image] == pytest.approx(float(psnr(sr, prepared.hr)[0]), abs=1e-4)
 

@@ -27,7 +27,8 @@ def test_card_points_at_its_recipe_output(isolated_home: Path, monkeypatch: pyte
         assert Path(card.checkpoint_ref()) == expected and not card.checkpoint_available()
     with pytest.raises(FileNotFoundError) as info:
         build_method(card)
-    assert f"produce it with `python -m bench train {name}`" in str(info.value)
+    assert info.value.fix == f"python -m bench train {name}"  # the fix travels as data
+    assert f"`python -m bench train {name}`" in str(info.value)
 
 
 def test_expand_and_producer(isolated_home: Path) -> None:

@@ -1,0 +1,47 @@
+"""Stored SR outputs (matrix ``store_outputs: true``): ``<run>/outputs/<cell key>.safetensors``.
+
+Per image ``sr/<image>`` (the method's output, (1, 3, H, W)) and ``x/<image>`` (its input after corruption and
+attack, (1, 3, H/s, W/s)), float32 in [0, 1], lossless, so that a metric added later is scored on exactly the
+tensors the other metrics saw and no model runs. Written once per cell through a temporary file and
+:func:`os.replace` (atomic).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+class OutputStore:
+    """Collects a cell's outputs and writes or reads them."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir) / "outputs"
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.safetensors"
+
+    def relpath(self, key: str) -> str:
+        return f"outputs/{key}.safetensors"
+
+    def write(self, key: str, tensors: dict[str, torch.Tensor]) -> str:
+        """Write ``tensors`` (``sr/<image>``, ``x/<image>``) atomically; return the path relative to the run."""
+        from safetensors.torch import save_file
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        final = self.path(key)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        os.replace(tmp, final)
+        return self.relpath(key)
+
+    def read(self, key: str, device: torch.device) -> dict[str, torch.Tensor] | None:
+        """The stored tensors of a cell, or ``None`` when there is no file."""
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        return {k: v.to(device) for k, v in load_file(str(path)).items()}

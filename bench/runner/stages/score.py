@@ -1,0 +1,90 @@
+"""Stage *score*: one value per image for each metric of the cell, and the certified columns of a certificate.
+
+A metric that fails on its input with one of :data:`METRIC_DATA_ERRORS` (an image too small for it, say) fails its
+rows for that batch and the other metrics go on; any other exception (a bug, CUDA out of memory) surfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from bench.errors import BadOutput, BenchError
+
+#: What a metric raises for inputs it cannot score (the metrics validate their inputs with ValueError).
+METRIC_DATA_ERRORS: tuple[type[BaseException], ...] = (BenchError, ValueError)
+CERT_WIDTH = "cert_width"
+CERT_PSNR = "cert_psnr"
+
+
+def build_metrics(entries: Sequence[Any], device: torch.device) -> dict[str, torch.nn.Module]:
+    """The matrix's metrics (``MetricEntry``: name, crop_border), built once per run, in eval mode on ``device``."""
+    from bench.metrics import build_metric
+
+    return {e.name: build_metric(e.name, crop_border=e.crop_border).to(device).eval() for e in entries}
+
+
+def score(
+    metrics: Mapping[str, torch.nn.Module], sr: torch.Tensor, hr: torch.Tensor, x: torch.Tensor
+) -> dict[str, list[float] | BaseException]:
+    """``{metric: one float per image}``, or the data error a metric raised on this batch."""
+    out: dict[str, list[float] | BaseException] = {}
+    for name, metric in metrics.items():
+        try:
+            with torch.no_grad():
+                values = metric(sr, hr, x).detach().double().cpu().reshape(-1).tolist()
+            if len(values) != sr.shape[0]:
+                raise BadOutput(f"metric returned {len(values)} values for {sr.shape[0]} images")
+        except METRIC_DATA_ERRORS as exc:
+            out[name] = exc
+            continue
+        out[name] = values
+    return out
+
+
+def certified_specs(eps: float, alpha: float, n_samples: int | None, crop_border: int) -> dict[str, dict[str, Any]]:
+    """The metric specs of the certified columns at L2 budget ``eps`` (LR, [0, 1] units).
+
+    * ``cert_width@eps``: mean over pixels and channels of the certified interval ``upper - lower`` of the smoothed
+      output under any LR perturbation of L2 norm <= eps ([0, 1] units, lower is better);
+    * ``cert_psnr@eps``: PSNR (RGB, 8-bit rounded, ``crop_border``) of the worst output inside that interval against
+      the HR, a lower bound of the PSNR any such perturbation can leave (higher is better).
+
+    Each bound holds with confidence ``1 - alpha`` per output value (:mod:`bench.certify.bounds`).
+    """
+    from bench.metrics.base import MetricSpec
+
+    extra = {
+        "certified": True,
+        "eps_l2_lr": eps,
+        "alpha": alpha,
+        "n_samples": n_samples if n_samples is not None else "auto",
+    }
+    ref = "median smoothing bounds, seed 001 Lemma 4.1 / Chiang et al. 2020 (bench.certify.bounds)"
+    width = MetricSpec(
+        f"{CERT_WIDTH}@{eps:g}", False, False, input_range="[0,1]", reference=ref, extra={**extra, "unit": "[0,1]"}
+    )
+    psnr = MetricSpec(
+        f"{CERT_PSNR}@{eps:g}",
+        True,
+        True,
+        crop_border=crop_border,
+        input_range="[0,255] uint8-rounded",
+        reference=ref,
+        extra={**extra, "unit": "dB lower bound"},
+    )
+    return {width.name: width.as_dict(), psnr.name: psnr.as_dict()}
+
+
+def certified_values(certificate: Any, hr: torch.Tensor, settings: Any, crop: int):
+    """``[(column, spec, one value per image)]`` of a certificate: ``cert_width@eps`` and ``cert_psnr@eps``."""
+    figures = certificate.figures(hr, crop_border=crop)
+    out = []
+    for eps in certificate.epsilons:
+        specs = certified_specs(eps, settings.alpha, settings.n_samples, crop)
+        for prefix, figure in ((CERT_WIDTH, "certified_width"), (CERT_PSNR, "certified_psnr")):
+            name = f"{prefix}@{eps:g}"
+            out.append((name, specs[name], figures[figure][eps].double().cpu().tolist()))
+    return out
