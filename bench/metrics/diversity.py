@@ -96,6 +96,12 @@ def diversity_specs(n_samples: int, scale: int = 4) -> dict[str, MetricSpec]:
     }
 
 
+def build_lpips(device: torch.device | str | None = None) -> LPIPS:
+    """The LPIPS of the score (AlexNet, v0.1, the ``lpips-alex`` asset) on ``device``; what :func:`diversity_score`
+    builds when given none, and what the runner builds once per run (so both score with the same network)."""
+    return LPIPSAlex().to(device)
+
+
 @torch.no_grad()
 def diversity_score(
     samples: torch.Tensor | Sequence[torch.Tensor],
@@ -132,7 +138,7 @@ def diversity_score(
         raise ValueError(f"hr {tuple(hr.shape[-2:])} is smaller than 8x8")
     gt = quantize(hr[..., :h, :w])
     if metric is None:
-        metric = LPIPSAlex().to(hr.device)
+        metric = build_lpips(hr.device)
     lr_psnr = LRPSNRNTIRE21(scale=scale).to(hr.device)
     maps, globals_, lr_values = [], [], []
     for i, sr in enumerate(srs):

@@ -9,6 +9,8 @@ A run directory holds ``cells/<key>.json``, one :class:`CellPayload` each (``ver
 * ``attack``: the threat and the per-batch :meth:`~bench.attacks.base.AttackResult.record` of attacked cells;
 * ``smoothing``: sigma, its selection and certificates of median-smoothing methods;
 * ``gallery``: :class:`GalleryEntry` items (the PNG crops this cell wrote; the report never reads file names);
+* ``sr_space``: the SR-space protocol of a matrix with ``sr_space:`` (samples per image, whether the method was
+  sampled, per image the samples' generator seeds and the forward passes; :mod:`bench.runner.stages.sample`);
 * ``outputs``: the stored SR outputs (``outputs/<key>.safetensors``) when the matrix has ``store_outputs: true``;
 * ``error``/``fix``: why a cell failed as a whole and the command that repairs it (a missing checkpoint, say).
 
@@ -218,6 +220,7 @@ class CellPayload:
     error: str | None = None
     fix: str | None = None
     version: int = SCHEMA_VERSION
+    sr_space: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -242,6 +245,7 @@ class CellPayload:
             "outputs": self.outputs,
             "error": self.error,
             "fix": self.fix,
+            "sr_space": self.sr_space,
         }
 
     @classmethod
@@ -285,6 +289,7 @@ class CellPayload:
                 error=data.get("error"),
                 fix=data.get("fix"),
                 version=version,
+                sr_space=data.get("sr_space"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(

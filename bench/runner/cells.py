@@ -5,7 +5,8 @@ arguments, checkpoint and its hash when known), the dataset (name, crop, argumen
 parameters; its reserved ``attack`` and ``epsilon`` fields hold the attack's name and budget), the seed and the
 scale; for an attacked cell also the attack setting (:meth:`Threat.identity`: attack,
 parameters, budget, EOT samples, restarts, surrogate, variant) and the number of attacked images; for a median
-smoothing method the ``smoothing`` section (sigma grid, validation split, certification). Anything that changes the
+smoothing method the ``smoothing`` section (sigma grid, validation split, certification); for a stochastic method
+of a matrix with ``sr_space:`` the number of SR samples per image. Anything that changes the
 numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
 
 Not in the key, on purpose:
@@ -16,7 +17,9 @@ Not in the key, on purpose:
 * ``batch_images``: every image's generators are seeded from (cell key, image name), and stochastic methods and
   attacks run one image at a time, so batching cannot change a stochastic or attacked value (deterministic methods
   may batch; their values differ by floating-point summation order at most);
-* ``store_outputs``: storing the SR outputs changes no number.
+* ``store_outputs``: storing the SR outputs changes no number;
+* ``sr_space`` for deterministic methods: their SR-space columns come from their one output whatever the number of
+  samples (the columns' specs still say it, so a new number recomputes those columns only, one forward pass).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def cell_description(
     threat: Threat = NO_THREAT,
     attack_images: int | None = None,
     smoothing: Mapping[str, Any] | None = None,
+    sr_space: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The canonical, JSON-able description a cell's key is the hash of."""
     cond = condition.identity()
@@ -84,6 +88,8 @@ def cell_description(
         out["attack_images"] = attack_images
     if smoothing is not None:
         out["smoothing"] = dict(smoothing)
+    if sr_space is not None:
+        out["sr_space"] = dict(sr_space)
     return out
 
 
@@ -134,10 +140,12 @@ def expand_cells(
     for method in matrix.methods:
         prov = provenances.get(method, {})
         smoothed = smoothing if prov.get("adapter") == "median_smoothing" else None
+        stochastic = bool(prov.get("stochastic", False))
+        sr_space = matrix.sr_space.identity() if matrix.sr_space is not None and stochastic else None
         for dataset in matrix.datasets:
             for condition in matrix.conditions:
                 for threat in method_threats(matrix, condition.name, prov):
-                    for seed in matrix.seeds_for(bool(prov.get("stochastic", False))):
+                    for seed in matrix.seeds_for(stochastic):
                         identity = method_identities[method]
                         desc = cell_description(
                             identity,
@@ -148,6 +156,7 @@ def expand_cells(
                             threat,
                             matrix.attack_images,
                             smoothed,
+                            sr_space,
                         )
                         cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
     return cells

@@ -28,6 +28,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
       validation: {dataset: embedded-train, crop: 128, images: 3}   # or images: [a, b]; other keys: dataset args
       metric: lpips_alex
       certify: {epsilons: [0.005, 0.01, 0.02], n_samples: 100, alpha: 0.001}
+    sr_space: {samples: 10, columns: [lpips, lr_psnr, diversity]}   # NTIRE 2021 SR-space columns (see below)
 
 Conditions may declare ``severities: [1, 3, 5]`` instead of ``params``: the entry expands into one condition per
 level, named ``<name>-s<level>``, with the parameters of :data:`bench.corruptions.severity.SEVERITIES` and
@@ -42,6 +43,15 @@ to attack non-differentiable methods by transfer (without it they are refused: f
 their base card, besides the adaptive (EOT) ones. ``loss`` is the attack loss (a name of
 :data:`bench.attacks.ATTACK_LOSSES` or ``{name, **params}``; default ``l1_perceptual``, CertSR's). A cell is
 (method, dataset, condition, attack setting, seed).
+
+SR space (``sr_space:``, the NTIRE 2021 "Learning the SR space" protocol): each image of a stochastic method's cell is
+super-resolved ``samples`` times (default 10; sample 0 is the cell's own output, sample i > 0 is drawn with the
+generator seeded by (cell key, image, ``"method"``, i); the seeds are recorded in the cell's ``sr_space`` section) and
+the ``columns`` are computed by :func:`bench.metrics.diversity.diversity_score` on them, exactly as
+``bench score diversity`` does: ``lpips`` (``diversity_lpips_mean``: LPIPS mean over the samples), ``lr_psnr``
+(``lr_psnr_mean`` and ``lr_psnr_worst``: the ``ntire21`` LR-PSNR, 45 dB rule), ``diversity`` (``diversity_score``).
+Deterministic methods get the columns from their one output (one forward pass; diversity 0). ``samples`` is part
+of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, like ``metrics:``).
 
 Defaults: ``crop_border`` of the PSNR/SSIM family (names starting ``psnr``/``ssim``) is the scale, 0 for the others;
 a condition's ``severity`` is its single parameter's value (0 for ``clean``, ``k=v,...`` for several) unless given;
@@ -95,6 +105,7 @@ __all__ = [
     "MatrixError",
     "MetricEntry",
     "Smoothing",
+    "SrSpace",
     "Threat",
     "Validation",
     "apply_override",
@@ -304,6 +315,21 @@ class Smoothing(Frozen):
         return {**self.selection_identity(), "certify": None if self.certify is None else self.certify.identity()}
 
 
+class SrSpace(Frozen):
+    """The ``sr_space:`` section: samples per image and the :func:`~bench.metrics.diversity.diversity_score` keys
+    recorded (``score``, ``lpips_mean``, ``lr_psnr_mean``, ``lr_psnr_worst``, ``global_best``, ``local_best``)."""
+
+    samples: int = 10
+    keys: tuple[str, ...] = ("score", "lpips_mean", "lr_psnr_mean", "lr_psnr_worst")
+
+    def identity(self) -> dict[str, Any]:
+        """What a stochastic cell's key holds (the keys are metrics, sub-keyed by their spec)."""
+        return {"samples": self.samples}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "keys": list(self.keys)}
+
+
 class Gallery(Frozen):
     """The image shown as crops in the report: its name, the LR crop size, optionally the dataset it comes from."""
 
@@ -333,6 +359,7 @@ class Matrix(Frozen):
     stochastic_seeds: tuple[int, ...] | None = None
     smoothing: Smoothing | None = None
     store_outputs: bool = False
+    sr_space: SrSpace | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in ``run.json``)."""
@@ -358,6 +385,7 @@ class Matrix(Frozen):
             "stochastic_seeds": None if self.stochastic_seeds is None else list(self.stochastic_seeds),
             "smoothing": None if self.smoothing is None else self.smoothing.identity(),
             "store_outputs": self.store_outputs,
+            "sr_space": None if self.sr_space is None else self.sr_space.as_dict(),
         }
 
     @property

@@ -28,16 +28,19 @@ from bench.runner.matrix import (
     Matrix,
     MetricEntry,
     Smoothing,
+    SrSpace,
     Validation,
 )
 from bench.runner.matrix_spec import (
     NO_ATTACK,
+    SR_SPACE_COLUMNS,
     AttackSpec,
     ConditionSpec,
     DatasetSpec,
     MatrixFile,
     MetricSpec,
     SmoothingSpec,
+    SrSpaceSpec,
     ValidationSpec,
 )
 
@@ -188,6 +191,12 @@ def _metrics(raw: Any, scale: int, problems: list[str]) -> list[MetricEntry]:
         try:
             name = METRICS.canonical(spec.name)
         except KeyError as exc:
+            if spec.name in SR_SPACE_COLUMNS:  # the SR-space columns compare n samples: not a per-output metric
+                problems.append(
+                    f"{where}: {spec.name!r} is computed over n SR samples per image; declare it as "
+                    f"'sr_space: {{samples: 10, columns: [{spec.name}]}}' instead of under metrics"
+                )
+                continue
             problems.append(f"{where}: {_msg(exc)}")
             continue
         default = scale if name.startswith(_SCALE_CROPPED_PREFIXES) else 0
@@ -319,6 +328,18 @@ def _smoothing(raw: Any, datasets: Sequence[DatasetEntry], scale: int, problems:
     return Smoothing(tuple(spec.sigma_grid), validation, metric, certify, spec.seed)
 
 
+def _sr_space(raw: Any) -> SrSpace | None:
+    """The resolved ``sr_space:`` section (the structural pass reports a malformed one): the keys of
+    :func:`bench.metrics.diversity.diversity_score` its columns ask for, in that function's order."""
+    from bench.metrics.diversity import KEYS
+
+    spec = _parse(SrSpaceSpec, raw) if isinstance(raw, Mapping) else None
+    if spec is None:
+        return None
+    wanted = {key for column in spec.columns for key in SR_SPACE_COLUMNS[column]}
+    return SrSpace(spec.samples, tuple(k for k in KEYS if k in wanted))
+
+
 def resolve(
     data: Mapping[str, Any], spec: MatrixFile | None, source: str = "<dict>", overrides: tuple[str, ...] = ()
 ) -> tuple[Matrix | None, list[str]]:
@@ -361,5 +382,6 @@ def resolve(
         stochastic_seeds=None if spec.stochastic_seeds is None else tuple(spec.stochastic_seeds),
         smoothing=smoothing,
         store_outputs=spec.store_outputs,
+        sr_space=_sr_space(data.get("sr_space")),
     )
     return matrix, problems

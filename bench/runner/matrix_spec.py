@@ -182,6 +182,48 @@ class SmoothingSpec(Frozen):
     seed: Int = 0
 
 
+#: ``sr_space.columns`` names -> the keys of :func:`bench.metrics.diversity.diversity_score` they record (each key is
+#: stored under its spec's name: ``score`` as ``diversity_score``, ``lpips_mean`` as ``diversity_lpips_mean`` ...).
+SR_SPACE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "diversity": ("score",),
+    "lpips": ("lpips_mean",),
+    "lr_psnr": ("lr_psnr_mean", "lr_psnr_worst"),
+    "diversity_score": ("score",),
+    "diversity_lpips_mean": ("lpips_mean",),
+    "lr_psnr_mean": ("lr_psnr_mean",),
+    "lr_psnr_worst": ("lr_psnr_worst",),
+    "diversity_global_best": ("global_best",),
+    "diversity_local_best": ("local_best",),
+}
+#: The NTIRE 2021 SR-space columns (LPIPS mean, LR-PSNR mean and worst, diversity score) and samples per image.
+DEFAULT_SR_SPACE_COLUMNS = ("lpips", "lr_psnr", "diversity")
+DEFAULT_SR_SPACE_SAMPLES = 10
+
+
+class SrSpaceSpec(Frozen):
+    """The NTIRE 2021 SR-space protocol: stochastic methods sampled ``samples`` times per image, scored by
+    :func:`bench.metrics.diversity.diversity_score` (deterministic methods: one forward pass, diversity 0)."""
+
+    samples: PositiveInt = Field(
+        DEFAULT_SR_SPACE_SAMPLES, ge=2, description="SR samples per image of a stochastic method (the challenge: 10)"
+    )
+    columns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SR_SPACE_COLUMNS),
+        min_length=1,
+        description="columns: diversity, lpips (mean over samples), lr_psnr (mean and worst, ntire21), or one of "
+        "diversity_score, diversity_lpips_mean, lr_psnr_mean, lr_psnr_worst, diversity_global_best, "
+        "diversity_local_best",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in SR_SPACE_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown SR-space column(s) {unknown}; known: {', '.join(SR_SPACE_COLUMNS)}")
+        return _unique(value, "columns")
+
+
 class GallerySpec(Frozen):
     """The image shown as crops in the report."""
 
@@ -211,6 +253,7 @@ class MatrixFile(Frozen):
     stochastic_seeds: list[Int] | None = Field(None, min_length=1, description="seeds of stochastic methods")
     smoothing: SmoothingSpec | None = None
     store_outputs: Bool = Field(False, description="keep the SR outputs so re-scoring runs no model")
+    sr_space: SrSpaceSpec | None = Field(None, description="NTIRE 2021 SR-space columns over n samples per image")
 
     # Repeated dataset/condition/attack names are reported by bench.runner.matrix_checks (on every entry, even when
     # another entry is malformed).

@@ -8,6 +8,7 @@ Per image of a cell, the stages of :mod:`bench.runner.stages`, top to bottom::
     attack    -> x_adv (generator by (cell key, image, "attack"))                          [attacked cells]
     infer     -> method.super_resolve(x) or the certified smoothed prediction (generator by (cell key, image, "method"))
     score     -> every metric(SR, HR, x); certified columns of a certificate
+    sample    -> SR-space columns over n samples per image (matrix ``sr_space:``; only stochastic methods sampled)
     record    -> tidy rows and the cell payload (:mod:`bench.results.schema`)
 
 Stochastic methods and attacked cells run one image per batch, so every generator is seeded by its own image and
@@ -62,7 +63,8 @@ from bench.runner.stages.plan import plan
 from bench.runner.stages.prepare import Item, prepare
 from bench.runner.stages.record import Rows, cell_labels
 from bench.runner.stages.rescore import merge, missing_metrics, rescore
-from bench.runner.stages.score import build_metrics, certified_specs, certified_values, score
+from bench.runner.stages.sample import SRSpace
+from bench.runner.stages.score import METRIC_DATA_ERRORS, build_metrics, certified_specs, certified_values, score
 from bench.runner.stages.sigma import SigmaSelector
 from bench.runner.store import Store
 
@@ -100,6 +102,8 @@ class _CellState:
     certificates: list[dict[str, Any]] = field(default_factory=list)
     gallery: list[GalleryEntry] = field(default_factory=list)
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # SR-space columns to compute (record names)
+    sr_space: dict[str, dict[str, Any]] = field(default_factory=dict)  # image -> seeds and forward passes
 
 
 class Runner:
@@ -134,6 +138,8 @@ class Runner:
         self._datasets: dict[str, Any] = {}
         self.metrics = build_metrics(matrix.metrics, self.device)
         self.metric_specs = {name: m.spec.as_dict() for name, m in self.metrics.items()}
+        self.sr_space = SRSpace(matrix.sr_space, matrix.scale, self.device)  # its columns are metrics too
+        self.metric_specs.update(self.sr_space.specs)
         the_plan = plan(matrix)
         self.cells, self.provenances = the_plan.cells, the_plan.provenances
         self.corrupt = Corrupter()
@@ -210,7 +216,8 @@ class Runner:
         bar = tqdm(work, desc="cells", unit="cell", disable=not self.progress, file=sys.stderr)
         for cell, stored, missing in bar:
             bar.set_postfix_str(cell.label(), refresh=False)
-            if missing is not None and stored.outputs and self.outputs.path(cell.key).is_file():
+            rescorable = missing is not None and not set(missing) & set(self.sr_space.specs)  # samples: not stored
+            if rescorable and stored.outputs and self.outputs.path(cell.key).is_file():
                 payload = self.rescore(cell, stored, missing)
             else:
                 if current[0] != cell.method:
@@ -220,8 +227,9 @@ class Runner:
                 if build_error is not None:
                     payload = self._failed_cell(cell, build_error)
                 else:
-                    metrics = None if missing is None else {m: self.metrics[m] for m in missing}
-                    payload = self._compute_with_sigma(cell, method, metrics)
+                    metrics = None if missing is None else {m: self.metrics[m] for m in missing if m in self.metrics}
+                    columns = None if missing is None else [m for m in missing if m in self.sr_space.specs]
+                    payload = self._compute_with_sigma(cell, method, metrics, columns)
                     if missing is not None:  # the stored metrics' rows stay, whatever the new ones did
                         payload = merge(stored, self.metric_specs, set(missing), payload)
             self.store.write(cell.key, payload.as_dict())
@@ -255,7 +263,9 @@ class Runner:
             return f"python -m bench assets fetch {checkpoint}"
         return None
 
-    def _compute_with_sigma(self, cell: Cell, method: Any, metrics: Mapping[str, Any] | None = None) -> CellPayload:
+    def _compute_with_sigma(
+        self, cell: Cell, method: Any, metrics: Mapping[str, Any] | None = None, columns: list[str] | None = None
+    ) -> CellPayload:
         """Choose sigma first for a ``sigma: auto`` method (a failing selection fails the cell), then compute it."""
         selection = None
         if method.capabilities.smoothed and method.sigma_auto:
@@ -264,7 +274,7 @@ class Runner:
             except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
                 return self._failed_cell(cell, exc, prefix="sigma selection: ")
-        return self.compute_cell(cell, method, selection, metrics)
+        return self.compute_cell(cell, method, selection, metrics, columns)
 
     # ------------------------------------------------------------------------------------------------ payloads
     def _payload(self, cell: Cell, status: str, records: list, started: str, seconds: float, n_images: int):
@@ -307,14 +317,18 @@ class Runner:
         method: Any,
         selection: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        columns: list[str] | None = None,
     ) -> CellPayload:
-        """Every image of the cell through the stages; the project's errors and bad data become failure rows."""
+        """Every image of the cell through the stages; the project's errors and bad data become failure rows.
+
+        ``metrics`` (default: the run's) and ``columns`` (SR-space columns, default: the run's) are what to compute.
+        """
         metrics = self.metrics if metrics is None else metrics
         started, t0 = now(), time.perf_counter()
         caps = method.capabilities
         sigma = method.sigma if caps.smoothed else None
         rows = Rows(self.run_name, cell, planned_mode(cell, caps.stochastic), sigma)
-        state = _CellState()
+        state = _CellState(columns=list(self.sr_space.specs) if columns is None else list(columns))
         records: list[dict[str, Any]] = []
         dataset = self.dataset(cell)
         names = list(dataset.names())
@@ -338,6 +352,10 @@ class Runner:
         status = STATUS_FAILED if any(r["status"] != STATUS_OK for r in records) else STATUS_OK
         payload = self._payload(cell, status, records, started, seconds, len(names))
         payload.metric_specs = {name: m.spec.as_dict() for name, m in metrics.items()}
+        payload.metric_specs.update({c: self.sr_space.specs[c] for c in state.columns})
+        if state.columns:
+            n = self.matrix.sr_space.samples if self.matrix.sr_space is not None else None
+            payload.sr_space = {"samples": n, "sampled": caps.stochastic, "images": state.sr_space}
         payload.gallery = state.gallery
         if status != STATUS_OK:
             payload.error = f"{sum(r['status'] != STATUS_OK for r in records)} failure rows"
@@ -413,6 +431,26 @@ class Runner:
                     out.extend(rows.failed(n, metric_name, error_text(values), spec) for n in kept)
                     continue
                 out.extend(rows.value(n, metric_name, v, spec) for n, v in zip(kept, values, strict=True))
+            if state.columns:
+                out.extend(self._sr_space_rows(cell, method, kept, x_k, sr_k, hr_k, rows, state))
+        return out
+
+    def _sr_space_rows(self, cell, method, names, x, sr, hr, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
+        """The SR-space columns of each image (:mod:`bench.runner.stages.sample`); a failure fails its columns."""
+        out: list[dict[str, Any]] = []
+        specs = self.sr_space.specs
+        for j, name in enumerate(names):
+            one = slice(j, j + 1)
+            try:
+                result = self.sr_space(cell, method, name, x[one], sr[one], hr[one], state.columns)
+            except BAD_DATA + METRIC_DATA_ERRORS as exc:
+                logger.warning("%s: SR-space columns failed on %s: %s", cell.label(), name, exc)
+                out.extend(rows.failed(name, c, error_text(exc), specs[c]) for c in state.columns)
+                continue
+            state.sr_space[name] = result.section()
+            if self.matrix.store_outputs and result.samples is not None:
+                state.outputs[f"samples/{name}"] = result.samples
+            out.extend(rows.value(name, c, v, specs[c]) for c, v in result.values.items())
         return out
 
     def _certified_rows(self, certificate, hr, names, keep, rows: Rows, state: _CellState) -> list[dict[str, Any]]:

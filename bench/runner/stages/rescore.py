@@ -42,6 +42,7 @@ def merge(stored: CellPayload, specs: Mapping[str, Any], recomputed: set[str], n
     new.records = [r for r in stored.records if r["metric"] in kept] + new.records
     new.metric_specs = {**{k: stored.metric_specs[k] for k in kept}, **new.metric_specs}
     new.gallery = new.gallery or stored.gallery
+    new.sr_space = new.sr_space or stored.sr_space
     return new
 
 
