@@ -118,7 +118,7 @@ def test_packaged_matrices_validate(name, monkeypatch):
     m = load_matrix(name)
     assert m.name == name
     assert m.scale == 4 and m.metrics and m.conditions
-    assert {"clean", "noise"} <= {c.name for c in m.conditions}
+    assert "clean" in {c.name for c in m.conditions}  # a paper's protocol may have no corrupted condition (ntire21)
 
 
 def test_default_matrix_conditions_follow_the_paper():
