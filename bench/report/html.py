@@ -29,6 +29,7 @@ import jinja2
 
 from bench.report.board import board_context
 from bench.report.board import template_globals as board_globals
+from bench.report.nr_board import nr_boards
 from bench.report.tables import (
     NO_ATTACK,
     Entry,
@@ -73,13 +74,19 @@ def _certified(spec: dict[str, Any] | None) -> bool:
     return bool(((spec or {}).get("extra") or {}).get("certified"))
 
 
+def _threshold(spec: dict[str, Any] | None) -> float | None:
+    """A pass threshold the metric's spec carries (``extra.threshold_db``: the NTIRE 2021 LR-PSNR rule, 45 dB)."""
+    value = ((spec or {}).get("extra") or {}).get("threshold_db")
+    return None if value is None else float(value)
+
+
 def _eps_text(eps: float) -> str:
     from bench.runner.matrix import format_epsilon
 
     return format_epsilon(float(eps))
 
 
-_EMPTY_CELL = {"text": "—", "worst": "", "seeds": 0, "mark": "", "n": 0, "partial": False}
+_EMPTY_CELL = {"text": "—", "worst": "", "seeds": 0, "mark": "", "n": 0, "partial": False, "below": False}
 
 
 def _missing(data: RunData, dataset: str, condition: str, attack: str, epsilon: float) -> dict[str, str]:
@@ -126,6 +133,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                     value, n = means.at[entry, metric], int(counts.at[entry, metric])
                     several = int(seeds.at[entry, metric]) > 1
                     optional = _certified(specs.get(metric)) and n == 0
+                    threshold = _threshold(specs.get(metric))
                     cells.append(
                         {
                             "text": format_value(value),
@@ -134,6 +142,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                             "mark": marks.get((entry, metric), ""),
                             "n": n,
                             "partial": not optional and n < expected[metric],
+                            "below": threshold is not None and value == value and value < threshold,
                         }
                     )
                 part = parts.get(entry, Entry(entry))
@@ -171,6 +180,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                             "metric": m,
                             "spec": _describe(specs[m]) if m in specs else m,
                             "arrow": ("↑" if direction[m] else "↓") if m in direction else "",
+                            "threshold": _threshold(specs.get(m)),
                         }
                         for m in shown
                     ],
@@ -272,6 +282,7 @@ def render_report(
     # --- leaderboard hook: overview, gallery comparison, sortable tables, linked images (bench/report/board.py) ---
     context.update(board_context(data, curves, inline=inline, primary=primary))  # also "curves": linked or inlined
     # --- end leaderboard hook ---
+    context["nr_boards"] = nr_boards(data)  # no-reference boards (bench/report/nr_board.py)
     return _environment().get_template(TEMPLATE).render(**context)
 
 
