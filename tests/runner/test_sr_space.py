@@ -172,6 +172,13 @@ def test_deterministic_method_one_forward_per_image_and_zero(project, tmp_path, 
             assert values[(image, "lr_psnr_worst")] == values[(image, "lr_psnr_mean")]
             assert payload.sr_space["images"][image] == {"seeds": [], "forward_passes": 1}
     assert len(payloads["tiny-stoch"].sr_space["images"]["img0"]["seeds"]) == 10
+    from bench.report.html import write_report
+
+    html = write_report(tmp_path / "run").read_text(encoding="utf-8")
+    assert "SR-space columns (NTIRE 2021)" in html and "sampled\n10 times per image" in html
+    for column in COLUMNS:
+        assert f">{column} ↑" in html or f">{column} ↓" in html
+    assert html.count("≥ 45 dB</span>") == 2  # lr_psnr_mean and lr_psnr_worst carry the rule in their spec
 
 
 def test_samples_recorded_and_in_the_key(project, tmp_path):

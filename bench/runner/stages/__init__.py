@@ -6,6 +6,7 @@
     attack   corrupted LR -> x_adv, generator by (cell key, image, "attack")  [attacked cells]  (attack.py)
     infer    x -> SR (or the certified smoothed prediction), generator by (cell key, image, "method")  (infer.py)
     score    SR, HR, x -> one value per image and metric (and certified columns)  (score.py)
+    sample   n SR samples per image -> NTIRE 2021 SR-space columns  [matrix sr_space:]  (sample.py)
     record   values -> tidy rows and the cell payload of the results schema  (record.py)
 
 Alongside: sigma selection of median smoothing (sigma.py), the gallery crops (gallery.py) and the stored SR outputs

@@ -1,8 +1,10 @@
 """Stored SR outputs (matrix ``store_outputs: true``): ``<run>/outputs/<cell key>.safetensors``.
 
 Per image ``sr/<image>`` (the method's output, (1, 3, H, W)) and ``x/<image>`` (its input after corruption and
-attack, (1, 3, H/s, W/s)), float32 in [0, 1], lossless, so that a metric added later is scored on exactly the
-tensors the other metrics saw and no model runs. Written once per cell through a temporary file and
+attack, (1, 3, H/s, W/s)) and, for a stochastic method of a matrix with ``sr_space:``, ``samples/<image>`` (its n SR
+samples, (n, 3, H, W), sample 0 = ``sr/<image>``), float32 in [0, 1], lossless, so that a metric added later is
+scored on exactly the tensors the other metrics saw and no model runs (SR-space columns added later run the method
+again). Written once per cell through a temporary file and
 :func:`os.replace` (atomic).
 """
 
