@@ -242,3 +242,28 @@ def test_packaged_matrix_validates():
     assert m.sr_space is not None and m.sr_space.samples == 10
     assert set(m.sr_space.keys) == {"score", "lpips_mean", "lr_psnr_mean", "lr_psnr_worst"}
     assert {"stochastic-sr", "bicubic", "realesrgan-x4plus"} <= set(m.methods)
+
+
+def test_a_non_finite_sample_fails_the_columns_only(project, tmp_path, monkeypatch):
+    """A NaN in one sample: failure rows for that image's SR-space columns (with the message), the other metrics
+    and images are kept, and the cell is stored failed (computed again by the next run)."""
+    from bench.methods.stochastic import StochasticRRDBMethod
+
+    real = StochasticRRDBMethod.forward
+    count = Counter()
+
+    def forward(self, lr, generator=None):
+        count["calls"] += 1
+        out = real(self, lr, generator)
+        return out * float("nan") if count["calls"] == 2 else out  # sample 1 of the first image
+
+    monkeypatch.setattr(StochasticRRDBMethod, "forward", forward)
+    summary = run_matrix(_matrix(project, ["tiny-stoch"], samples=3), tmp_path / "run", device="cpu", progress=False)
+    assert summary.exit_code == 1
+    payload = _payloads(tmp_path / "run")["tiny-stoch"]
+    failed = [r for r in payload.records if r["status"] != "ok"]
+    assert {(r["image"], r["metric"]) for r in failed} == {("img0", c) for c in COLUMNS}
+    assert all("SR sample 1 of image img0 contains NaN" in r["error"] for r in failed)
+    ok = _values(payload)
+    assert ("img0", "psnr") in ok and all(("img1", c) in ok for c in COLUMNS)
+    assert payload.status == "failed" and "img0" not in payload.sr_space["images"]
