@@ -337,3 +337,54 @@ def plan_matrix(
         line.seconds += sum(load_seconds.get(repr(cell.dataset.identity()), 0.0) * len(im) for cell, im in members)
     plan.probe_seconds = time.perf_counter() - started
     return plan
+
+
+@dataclass
+class TrainingCost:
+    """The cost of a training run from a probe of a few iterations on the current device."""
+
+    recipe: str
+    device: str
+    iterations: int
+    batch: int
+    seconds_per_iter: float
+    generator_flops_per_iter: float
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_per_iter * self.iterations
+
+    def format(self) -> str:
+        return (
+            f"cost plan of training {self.recipe} on {self.device}: {self.iterations} iterations of batch "
+            f"{self.batch}, "
+            f"{self.seconds_per_iter:.3g} s/iteration measured ({self.batch / self.seconds_per_iter:.3g} samples/s), "
+            f"generator forward+backward {self.generator_flops_per_iter / 1e12:.3g} TFLOP/iteration (attack steps "
+            f"and losses not included), estimated {format_seconds(self.seconds)}"
+        )
+
+
+def plan_training(trainer: Any, probe_iters: int = 2) -> TrainingCost:
+    """Time ``probe_iters`` iterations of ``trainer`` (after one warm-up) and extrapolate to ``train.iters``.
+
+    The probe trains on batches of iterations 1, 2, ...; the trainer's weights change, so do not save it afterwards.
+    The FLOPs are those of one generator forward on one batch, times three (forward and backward).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    t = trainer.config["train"]
+    device = trainer.device
+    batches = [trainer.sampler.sample(trainer.rng("data", i + 1)) for i in range(probe_iters + 1)]
+    trainer.train_step(*batches[0], 1)
+    _sync(device)
+    t0 = time.perf_counter()
+    for i, (lr, hr) in enumerate(batches[1:], start=2):
+        trainer.train_step(lr, hr, i)
+    _sync(device)
+    per_iter = (time.perf_counter() - t0) / probe_iters
+    mode = FlopCounterMode(display=False)
+    with mode, torch.no_grad():
+        trainer.net_g(batches[0][0])
+    return TrainingCost(
+        trainer.recipe.name, str(device), int(t["iters"]), int(t["batch"]), per_iter, 3.0 * mode.get_total_flops()
+    )

@@ -71,3 +71,14 @@ def test_bf16_amp_and_channels_last_train_on_cpu(make_trainer) -> None:
     assert all(torch.isfinite(torch.tensor(v)) for v in logs_fast.values())
     assert logs_fast["l_g_content"] == pytest.approx(logs_plain["l_g_content"], rel=0.05)
     assert logs_fast["l_g_content"] != logs_plain["l_g_content"]  # bf16 really ran
+
+
+def test_training_dry_run_estimate(make_trainer) -> None:
+    from bench.runner.cost import plan_training
+
+    trainer = make_trainer("ad-l-pgd", train__iters=100)
+    cost = plan_training(trainer, probe_iters=2)
+    assert cost.iterations == 100 and cost.batch == 2 and cost.seconds_per_iter > 0
+    assert cost.seconds == pytest.approx(100 * cost.seconds_per_iter)
+    assert cost.generator_flops_per_iter > 0 and "ad-l-pgd" in cost.format()
+    assert not (trainer.out_dir / "state.safetensors").exists()  # a dry run saves nothing
