@@ -81,30 +81,51 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -
     return ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
 
 
+def _ssim_mean_plane(x: np.ndarray, y: np.ndarray, g: np.ndarray, data_range: float) -> float:
+    """Mean of the 'valid' SSIM map of two (H, W) float64 planes (the CPU path of :func:`ssim_mean`)."""
+    half = WINDOW_SIZE // 2
+
+    def blur(m: np.ndarray) -> np.ndarray:  # separable Gaussian; the 'valid' part of a zero-padded filter
+        h = ndi.correlate1d(m, g, axis=-1, mode="constant")
+        return ndi.correlate1d(h, g, axis=-2, mode="constant")[half:-half, half:-half]
+
+    c1 = (K1 * data_range) ** 2
+    c2 = (K2 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    t = x * x
+    t += y * y
+    e_sq = blur(t)  # E[x^2] + E[y^2]: the formula needs only the sum, and the filter is linear
+    np.multiply(x, y, out=t)
+    e_xy = blur(t)
+    # in place, to keep the working set in cache: num = (2 mu_xy + c1)(2 cov + c2), den = (mu_sq + c1)(var_sum + c2)
+    mu_xy = mu_x * mu_y
+    mu_sq = mu_x * mu_x
+    mu_sq += mu_y * mu_y
+    e_xy -= mu_xy
+    e_xy *= 2
+    e_xy += c2
+    mu_xy *= 2
+    mu_xy += c1
+    mu_xy *= e_xy
+    e_sq -= mu_sq
+    e_sq += c2
+    mu_sq += c1
+    mu_sq *= e_sq
+    mu_xy /= mu_sq
+    return float(mu_xy.mean())
+
+
 def _ssim_mean_numpy(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
     """Mean of the 'valid' SSIM map of (..., H, W) float64 arrays, over the last two axes (the CPU path).
 
-    The same formula as :func:`ssim_map`; the separable Gaussian runs as two 1-D passes of
-    ``scipy.ndimage.correlate1d`` (the filter scikit-image uses), horizontal on the five maps at once, then vertical on
-    the 'valid' columns only; the borders the 'valid' map drops are cut after each pass.
+    The same formula as :func:`ssim_map`, one plane at a time (so that the five 2-D maps of a plane stay in cache);
+    the separable Gaussian runs as two 1-D passes of ``scipy.ndimage.correlate1d`` (the filter scikit-image uses).
     """
-    half = WINDOW_SIZE // 2
     g = gaussian_window_1d().numpy()
-    # four maps, not five: the formula only needs E[x^2] + E[y^2], and the filter is linear
-    maps = np.empty((4, *x.shape), dtype=np.float64)
-    maps[0], maps[1] = x, y
-    np.multiply(x, x, out=maps[2])
-    maps[2] += y * y
-    np.multiply(x, y, out=maps[3])
-    h = ndi.correlate1d(maps, g, axis=-1, mode="constant")[..., half:-half]
-    mu_x, mu_y, e_sq, e_xy = ndi.correlate1d(h, g, axis=-2, mode="constant")[..., half:-half, :]
-    c1 = (K1 * data_range) ** 2
-    c2 = (K2 * data_range) ** 2
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x + mu_y * mu_y
-    num = (2 * mu_xy + c1) * (2 * (e_xy - mu_xy) + c2)
-    den = (mu_sq + c1) * ((e_sq - mu_sq) + c2)
-    return (num / den).mean(axis=(-2, -1))
+    h, w = x.shape[-2:]
+    xs, ys = x.reshape(-1, h, w), y.reshape(-1, h, w)
+    out = np.array([_ssim_mean_plane(a, b, g, data_range) for a, b in zip(xs, ys, strict=True)])
+    return out.reshape(x.shape[:-2])
 
 
 def ssim_mean(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
