@@ -107,8 +107,8 @@ class GuardedMethod(Method):
         max_delta_db: the guard's threshold on ``|PSNR(fast) - PSNR(fp32)|`` (default 0.05 dB).
         calibration: an (LR, HR) pair to calibrate on instead of :func:`calibration_pair`.
 
-    The wrapper keeps the wrapped method's ``scale``, ``tile``, ``tile_overlap``, ``differentiable`` and
-    ``stochastic``; outputs are float32 whatever the compute precision. Gradients flow through autocast.
+    The wrapper keeps the wrapped method's ``scale``, ``tile``, ``tile_overlap``, ``differentiable``, ``stochastic``
+    and ``smoothed``; outputs are float32 whatever the compute precision. Gradients flow through autocast.
     """
 
     def __init__(
@@ -126,9 +126,10 @@ class GuardedMethod(Method):
         if max_delta_db < 0:
             raise ValueError(f"max_delta_db must be >= 0, got {max_delta_db}")
         super().__init__(scale=method.scale, tile=method.tile, tile_overlap=method.tile_overlap)
-        self.inner = method
+        self.wrapped = method
         self.differentiable = method.differentiable
         self.stochastic = method.stochastic
+        self.smoothed = method.smoothed
         self.key = key or type(method).__name__
         self.mode = mode
         self.channels_last = channels_last
@@ -138,11 +139,15 @@ class GuardedMethod(Method):
         self._compiled: Any = None
         self._decision: PrecisionDecision | None = None
 
+    def inner(self, card: str) -> Method | None:
+        """The wrapped method's own base built from ``card`` (a smoothing wrapper's base), else None."""
+        return self.wrapped.inner(card)
+
     # ------------------------------------------------------------------ decision
 
     def wants_fast(self) -> bool:
         """Whether the mode asks for the fast path on the method's current device."""
-        return self.mode == "bf16" or (self.mode == "auto" and self.inner.device.type == "cuda")
+        return self.mode == "bf16" or (self.mode == "auto" and self.wrapped.device.type == "cuda")
 
     @property
     def decision(self) -> PrecisionDecision:
@@ -157,7 +162,7 @@ class GuardedMethod(Method):
         return self.decision.precision
 
     def _decide(self) -> PrecisionDecision:
-        device = self.inner.device
+        device = self.wrapped.device
         fast = fast_path_name(self.channels_last, self.compile)
         if not self.wants_fast():
             return PrecisionDecision(precision="fp32", requested="fp32")
@@ -173,13 +178,13 @@ class GuardedMethod(Method):
         """Run the calibration crop in fp32 and in the fast precision and decide (not cached; see :attr:`decision`)."""
         from bench.metrics.psnr import PSNR
 
-        device = self.inner.device
+        device = self.wrapped.device
         lr, hr = self.calibration if self.calibration is not None else calibration_pair(self.scale)
         lr, hr = lr.to(device), hr.to(device)
-        self.inner.eval()
-        ref = self.inner(lr, self._calibration_generator(device)).float().clamp(0, 1)
+        self.wrapped.eval()
+        ref = self.wrapped(lr, self._calibration_generator(device)).float().clamp(0, 1)
         if self.channels_last:
-            self.inner.to(memory_format=torch.channels_last)
+            self.wrapped.to(memory_format=torch.channels_last)
         out = self._fast_forward(lr, self._calibration_generator(device)).clamp(0, 1)
         metric = PSNR()
         psnr_fp32, psnr_fast = float(metric(ref, hr)[0]), float(metric(out, hr)[0])
@@ -208,10 +213,10 @@ class GuardedMethod(Method):
     def _fast_forward(self, lr: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if self.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
-        fn = self.inner
+        fn = self.wrapped
         if self.compile:
             if self._compiled is None:
-                self._compiled = torch.compile(self.inner)
+                self._compiled = torch.compile(self.wrapped)
             fn = self._compiled
         with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
             out = fn(lr, generator)
@@ -220,7 +225,7 @@ class GuardedMethod(Method):
     def forward(self, lr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(N, 3, h, w) in [0, 1] -> (N, 3, h*scale, w*scale) float32, in the precision the guard chose."""
         if self.decision.precision == "fp32":
-            return self.inner(lr, generator)
+            return self.wrapped(lr, generator)
         return self._fast_forward(lr, generator)
 
     def extra_repr(self) -> str:

@@ -215,9 +215,9 @@ def probe_cell(runner: Any, cell: Any, method: Any, side: int, repeats: int = 1)
         backwards, attack_forwards, flops = 0, 0, 0.0
         try:
             lr = quantize(imresize(hr, 1 / scale))
-            lr = runner.corruption(cell.condition)(lr, make_generator(seed_from(cell.key, "probe")))
+            lr = runner.corrupt.corruption(cell.condition)(lr, make_generator(seed_from(cell.key, "probe")))
             if cell.threat.attacked:  # FlopCounterMode cannot run under autograd.grad: the attack is counted
-                attack = runner.build_attack(cell, method)
+                attack = runner.attack.build(cell, method)
                 result = attack(method, lr, hr, make_generator(seed_from(cell.key, "probe", "attack"), device))
                 lr, backwards = result.x_adv, int(result.backward_count)
                 attack_forwards = counter.total() if counter is not None else 0

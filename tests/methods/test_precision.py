@@ -54,7 +54,7 @@ def test_bf16_on_cpu_stays_within_the_guard_of_fp32() -> None:
     assert decision.psnr_fp32 is not None and decision.psnr_fp32 > 20.0  # bicubic-like output, a real PSNR
     assert abs(decision.delta_db) <= MAX_DELTA_DB
     with torch.no_grad():
-        fp32 = guarded.inner(lr).clamp(0, 1)
+        fp32 = guarded.wrapped(lr).clamp(0, 1)
     fast = guarded.super_resolve(lr)
     assert fast.dtype == torch.float32 and fast.shape == fp32.shape
     assert 0 < (fast - fp32).abs().max() < 0.05  # bf16 really ran (not identical), and stays close
@@ -73,7 +73,7 @@ def test_guard_falls_back_to_fp32_and_records_why(caplog: pytest.LogCaptureFixtu
     record = decision.as_record()
     assert record["precision"] == "fp32" and record["precision_delta_db"] == decision.delta_db
     # after the fallback the forward is the plain fp32 one
-    torch.testing.assert_close(guarded(lr), guarded.inner(lr), rtol=0, atol=0)
+    torch.testing.assert_close(guarded(lr), guarded.wrapped(lr), rtol=0, atol=0)
 
 
 def test_threshold_decides_both_ways_on_the_same_model() -> None:
