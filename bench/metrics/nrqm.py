@@ -54,7 +54,7 @@ N_FEATURES = (18, 45, 75)
 N_ORIENT = 6
 N_SCALES = 2
 GUARD = 16
-_SHAPE_GRID = (0.03, 0.001, 9971)  # MATLAB 0.03:0.001:10
+_SHAPE_GRID_SIZE = 9971  # MATLAB 0.03:0.001:10
 
 
 # ---- shared statistics -------------------------------------------------------------------------------------------
@@ -62,8 +62,7 @@ _SHAPE_GRID = (0.03, 0.001, 9971)  # MATLAB 0.03:0.001:10
 
 def shape_table(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The grid ``0.03:0.001:10`` and ``G(1/g) G(3/g) / G(2/g)^2`` on it (strictly decreasing), float64."""
-    start, step, n = _SHAPE_GRID
-    g = start + step * torch.arange(n, dtype=torch.float64, device=device)
+    g = (30 + torch.arange(_SHAPE_GRID_SIZE, dtype=torch.float64, device=device)) / 1000  # k/1000, exact ends
     r = torch.exp(torch.lgamma(1 / g) + torch.lgamma(3 / g) - 2 * torch.lgamma(2 / g))
     return g, r
 
@@ -397,13 +396,35 @@ def _placeholder_forests() -> dict[str, torch.Tensor]:
     return sd
 
 
+ASSET = "nrqm-ma"
+FETCH_COMMAND = f"python -m bench assets fetch {ASSET} --trust-on-first-use"
+
+
+def load_model() -> dict[str, torch.Tensor]:
+    """The stored asset ``nrqm-ma``; a one-line :class:`~bench.assets.AssetError` naming the fetch command if absent.
+
+    It is not fetched here: its only sources are official URLs whose sha256 cannot be recorded in advance (no
+    registry carries it), so a fetch needs the user's ``--trust-on-first-use``.
+    """
+    from bench.assets import AssetError, is_stored, load_state_dict
+
+    if not is_stored(ASSET):
+        raise AssetError(
+            f"NRQM needs the asset {ASSET!r} (the authors' model.mat), which is not stored; it has official URLs "
+            f"only and no known sha256: run `{FETCH_COMMAND}`",
+            fix=FETCH_COMMAND,
+        )
+    return load_state_dict(ASSET)
+
+
 @METRICS.register("nrqm", aliases=("ma", "nrqm_grey", "nrqm_gray"))
 class NRQM(Metric):
     """NRQM / Ma's score (Ma et al. 2017) on MATLAB ``rgb2gray`` (uint8), the authors' release and model.
 
     Args:
         crop_border: pixels removed on each side before scoring (default 0).
-        weights: a state dict in the ``nrqm`` asset layout; ``None`` loads the asset ``nrqm-ma``.
+        weights: a state dict in the ``nrqm`` asset layout; ``None`` loads the stored asset ``nrqm-ma``
+            (:func:`load_model`: a one-line error with the fetch command when it is not stored).
         pretrained: with ``weights=None``, ``False`` uses placeholder stumps for shape and speed tests only; its spec
             says so.
     """
@@ -423,9 +444,7 @@ class NRQM(Metric):
         self.crop_border = check_crop_border(crop_border)
         extra: dict[str, object] = {}
         if weights is None and pretrained:
-            from bench.assets import load_state_dict
-
-            weights = load_state_dict("nrqm-ma")
+            weights = load_model()
         elif weights is None:
             weights = _placeholder_forests()
             extra["weights"] = "placeholder (not pretrained)"
@@ -433,7 +452,7 @@ class NRQM(Metric):
         try:
             info = check_forests(weights)
         except ConversionError as exc:
-            raise ValueError(f"NRQM model: {exc}") from exc
+            raise ValueError(str(exc)) from exc
         for key in sorted(weights):
             self.register_buffer(key.replace(".", "_"), torch.as_tensor(weights[key]).clone())
         trees = [info["forests"][f"rf{k}"][0] for k in (1, 2, 3)]
