@@ -115,7 +115,7 @@ def read_nrqm_mat(path: Path) -> dict[str, torch.Tensor]:
         mat = loadmat(path, struct_as_record=True)
     except NotImplementedError as exc:  # MATLAB v7.3 is HDF5
         raise ConversionError(f"{path.name}: a MATLAB v7.3 (HDF5) file; save it with -v7 ({exc})") from exc
-    except (ValueError, OSError, TypeError) as exc:
+    except Exception as exc:  # scipy's parser raises many kinds (MatReadError, IndexError, ...) on a bad file
         raise ConversionError(f"{path.name}: not a MATLAB .mat file ({exc})") from exc
     if "model" not in mat:
         raise ConversionError(f"{path.name}: no variable 'model'; has {sorted(k for k in mat if not k.startswith('_'))}")

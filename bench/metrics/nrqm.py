@@ -16,7 +16,8 @@ Computation, per image, in float64 on the 8-bit grey image ``g`` (``rgb2gray`` o
    variation ``std(|x|) / (mean(|x|) + 1e-7)``, and the variance over three oriented DCT zones of that ratio; pooled as
    (mean of the lowest 10 %, mean) for the shape and (mean of the highest 10 %, mean) for the other two;
 3. global frequency (45): a steerable pyramid (``buildSFpyr(g, 2, 5)``: 2 scales, 6 orientations, on [0, 255]), each
-   oriented band divisively normalized by its 3x3 neighbourhood, its parent (bicubic ``imresize`` x2) and the other
+   oriented band divisively normalized by its 3x3 neighbourhood, its parent (bicubic ``imresize`` x2; the release's
+   ``nband < Nband - Nor`` test gives none to the sixth orientation of the finer scale) and the other
    orientations of its scale (a Gaussian scale mixture; guard band 16 / 8 pixels removed); features: the shape of the
    12 normalized bands, of the 6 pairs across scales, the SSIM contrast-structure term (11x11 Gaussian, ``valid``)
    between each raw band resized to full size and the high-pass residual (12), and between the 15 pairs of
@@ -274,7 +275,7 @@ def normalized_subbands(bands: list[torch.Tensor]) -> list[torch.Tensor]:
     """``norm_sender_normalized(pyr, pind, 2, 6, 1, 1, 3, 3, 50)``: 12 GSM-normalized bands (N, h, w), zero mean.
 
     Each coefficient is divided by ``sqrt(y' C^-1 y / N)`` where ``y`` holds its 3x3 neighbourhood, its parent (finer
-    scale only) and the co-located coefficients of the other orientations, ``C`` their covariance over the band
+    scale, orientations 1-5 only, as released) and the co-located coefficients of the other orientations, ``C`` their covariance over the band
     (negative eigenvalues zeroed, total variance kept) and ``N`` 9 or 10; then the guard band (16 >> scale) is removed.
     A zero divisor (a flat band; the release fails there) gives NaN.
     """
@@ -286,7 +287,11 @@ def normalized_subbands(bands: list[torch.Tensor]) -> list[torch.Tensor]:
             bv, bh = nv - 2, nh - 2
             cols = [aux[:, dy : dy + bv, dx : dx + bh] for dy in range(3) for dx in range(3)]
             size = 9
-            if s + 1 < N_SCALES:  # parent: the same orientation one scale coarser, enlarged x2 (bicubic)
+            # parent: the same orientation one scale coarser, enlarged x2 (bicubic). The release's test is
+            # ``nband < Nband - Nor`` (1-based band number, Nband = number of bands - 1), which leaves the last
+            # orientation of the finer scale without its parent; kept as released.
+            nband, n_bands = 2 + s * N_ORIENT + o, len(bands) - 1
+            if nband < n_bands - N_ORIENT:
                 parent = _imresize2d(bands[1 + (s + 1) * N_ORIENT + o], scale=2.0)[:, :nv, :nh]
                 cols.append(parent[:, 1 : 1 + bv, 1 : 1 + bh])
                 size += 1
