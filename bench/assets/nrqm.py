@@ -118,7 +118,9 @@ def read_nrqm_mat(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # scipy's parser raises many kinds (MatReadError, IndexError, ...) on a bad file
         raise ConversionError(f"{path.name}: not a MATLAB .mat file ({exc})") from exc
     if "model" not in mat:
-        raise ConversionError(f"{path.name}: no variable 'model'; has {sorted(k for k in mat if not k.startswith('_'))}")
+        raise ConversionError(
+            f"{path.name}: no variable 'model'; has {sorted(k for k in mat if not k.startswith('_'))}"
+        )
     model = _unwrap(mat["model"])
     names = getattr(getattr(model, "dtype", None), "names", None) or ()
     if "linear" not in names or "rf" not in names:

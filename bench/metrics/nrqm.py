@@ -161,7 +161,7 @@ def gaussian_kernel(size: int, sigma: float, device: torch.device | str = "cpu")
 
 
 def scales(im: torch.Tensor) -> list[torch.Tensor]:
-    """The three scales of ``feature_all.m``: ``im``, then 3x3 Gaussian (zero borders) and even-index sampling, twice."""
+    """The three scales of ``feature_all.m``: ``im``, then 3x3 Gaussian (zero borders) and even-index sampling (x2)."""
     k = gaussian_kernel(3, 0.5, im.device).to(im.dtype)[None, None]
     out = [im]
     for _ in range(2):
@@ -275,8 +275,9 @@ def normalized_subbands(bands: list[torch.Tensor]) -> list[torch.Tensor]:
     """``norm_sender_normalized(pyr, pind, 2, 6, 1, 1, 3, 3, 50)``: 12 GSM-normalized bands (N, h, w), zero mean.
 
     Each coefficient is divided by ``sqrt(y' C^-1 y / N)`` where ``y`` holds its 3x3 neighbourhood, its parent (finer
-    scale, orientations 1-5 only, as released) and the co-located coefficients of the other orientations, ``C`` their covariance over the band
-    (negative eigenvalues zeroed, total variance kept) and ``N`` 9 or 10; then the guard band (16 >> scale) is removed.
+    scale, orientations 1-5 only, as released) and the co-located coefficients of the other orientations, ``C``
+    their covariance over the band (negative eigenvalues zeroed, total variance kept) and ``N`` 9 or 10; then the
+    guard band (16 >> scale) is removed.
     A zero divisor (a flat band; the release fails there) gives NaN.
     """
     out = []
@@ -326,8 +327,8 @@ def ssim_cs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     c2 = (0.03 * 255) ** 2
     a, b = a[:, None], b[:, None]
 
-    def filt(v: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(v, g.view(1, 1, 11, 1)), g.view(1, 1, 1, 11))
+    def filt(v: torch.Tensor) -> torch.Tensor:  # 'valid' correlation; sliding windows @ taps beat float64 conv2d
+        return (v.unfold(-2, 11, 1) @ g).unfold(-1, 11, 1) @ g
 
     mu_a, mu_b = filt(a), filt(b)
     var_a = filt(a * a) - mu_a**2
@@ -476,7 +477,9 @@ class NRQM(Metric):
         )
 
     def forest(self, k: int) -> dict[str, torch.Tensor]:
-        return {key: getattr(self, f"rf{k}_{key}") for key in ("left", "right", "feature", "threshold", "value", "bias")}
+        return {
+            key: getattr(self, f"rf{k}_{key}") for key in ("left", "right", "feature", "threshold", "value", "bias")
+        }
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> (N, 1, H, W) float64 grey levels on [0, 255], integer-valued."""
@@ -485,7 +488,7 @@ class NRQM(Metric):
     def score(self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor) -> torch.Tensor:
         """``[1 s1 s2 s3] * linear`` from the three feature groups: (N,) float64."""
         preds = [forest_predict(f, self.forest(k)) for k, f in enumerate((f1, f2, f3), start=1)]
-        design = torch.stack([torch.ones_like(preds[0])] + preds, dim=1)
+        design = torch.stack([torch.ones_like(preds[0]), *preds], dim=1)
         return design @ self.linear
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:

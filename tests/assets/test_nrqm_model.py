@@ -114,7 +114,7 @@ def test_out_of_range_children_are_refused(tmp_path: Path) -> None:
     cell[0, 1]["mbest"] = cell[0, 1]["mbest"] + 1  # variable 46 of 45
     buf = io.BytesIO()
     scipy.io.savemat(buf, {"model": {"rf": cell, "linear": np.array(LINEAR).reshape(4, 1)}})
-    with pytest.raises(ConversionError, match="split variable lies outside 1..45"):
+    with pytest.raises(ConversionError, match=r"split variable lies outside 1\.\.45"):
         read_nrqm_mat(write(tmp_path, buf.getvalue()))
 
 
@@ -130,7 +130,11 @@ def test_fetch_from_a_local_server(http_server, isolated_home) -> None:
         "type": "url",
         "format": "nrqm-mat",
         "files": [
-            {"role": "weights", "url": http_server.url("/releases/NRQM_model.mat"), "sha256": hashlib.sha256(data).hexdigest()}
+            {
+                "role": "weights",
+                "url": http_server.url("/releases/NRQM_model.mat"),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
         ],
     }
     sd = load_state_dict(_asset(source))
@@ -143,7 +147,11 @@ def test_fetch_from_a_local_server(http_server, isolated_home) -> None:
 
 def test_unverified_url_needs_trust_on_first_use(http_server, isolated_home) -> None:
     http_server.files["/m.mat"] = mat_bytes()
-    source = {"type": "url", "format": "nrqm-mat", "files": [{"role": "weights", "url": http_server.url("/m.mat"), "sha256": None}]}
+    source = {
+        "type": "url",
+        "format": "nrqm-mat",
+        "files": [{"role": "weights", "url": http_server.url("/m.mat"), "sha256": None}],
+    }
     with pytest.raises(AssetError, match="trust-on-first-use"):
         fetch(_asset(source))
     path = fetch(_asset(source), trust_on_first_use=True)

@@ -168,7 +168,12 @@ def test_steerable_pyramid_sizes_and_orientation_selectivity() -> None:
     stripes_y = torch.cos(2 * math.pi * 12 * yy / h)  # varies along y: angle pi/2 -> band 3 of 6
     bands = steerable_pyramid(torch.stack([stripes_x, stripes_y]))
     assert len(bands) == 14
-    assert [tuple(b.shape[-2:]) for b in bands[:2] + bands[7:8] + bands[13:]] == [(64, 75), (64, 75), (32, 38), (16, 19)]
+    assert [tuple(b.shape[-2:]) for b in bands[:2] + bands[7:8] + bands[13:]] == [
+        (64, 75),
+        (64, 75),
+        (32, 38),
+        (16, 19),
+    ]
     energy = torch.stack([b.square().sum(dim=(1, 2)) for b in bands[1:7]], dim=1)
     assert energy.argmax(dim=1).tolist() == [0, 3]
     assert (energy[0, 0] > 20 * energy[0, 2:5]).all()
@@ -281,7 +286,7 @@ def test_bad_inputs() -> None:
     bad["rf2.feature"] = torch.tensor([[45, -1, -1], [0, -1, -1]])
     bad["rf2.left"] = torch.tensor([[1, -1, -1], [1, -1, -1]])
     bad["rf2.right"] = torch.tensor([[2, -1, -1], [2, -1, -1]])
-    with pytest.raises(ValueError, match="rf2.feature has an index outside 0..44"):
+    with pytest.raises(ValueError, match=r"rf2\.feature has an index outside 0\.\.44"):
         NRQM(weights=bad)
     with pytest.raises(ValueError, match="missing"):
         NRQM(weights={"linear": torch.zeros(4, dtype=torch.float64)})

@@ -48,7 +48,9 @@ def test_pi_builds_y_parts_with_the_challenge_crop() -> None:
 
 def test_pi_on_an_image_equals_the_formula_of_its_parts(rng: torch.Generator) -> None:
     pi = build_metric("pi", pretrained=False)
-    x = (torch.linspace(0, 1, 200).expand(1, 3, 104, 200) + 0.1 * torch.randn(1, 3, 104, 200, generator=rng)).clamp(0, 1)
+    x = (torch.linspace(0, 1, 200).expand(1, 3, 104, 200) + 0.1 * torch.randn(1, 3, 104, 200, generator=rng)).clamp(
+        0, 1
+    )
     want = ((10 - pi.nrqm(x)) + pi.niqe(x)) / 2
     assert torch.equal(pi(x), want) and torch.isfinite(want).all()
     with pytest.raises(ValueError, match="nrqm_y needs at least 96x96 pixels after crop_border 4, got 92x92"):
