@@ -2,10 +2,12 @@
 
 Paper: Y. Blau, R. Mechrez, R. Timofte, T. Michaeli, L. Zelnik-Manor, "The 2018 PIRM Challenge on Perceptual Image
 Super-resolution", ECCV Workshops 2018; used again by NTIRE 2020 track 2 (seed 003). Reference implementation: the
-challenge's MATLAB ``calc_scores.m`` (``roimehrez/PIRM2018``): each image is converted with ``rgb2ycbcr``, only Y is
-kept (uint8), ``shave_width = 4`` pixels are removed on each side, then Ma's score is ``quality_predict`` (the NRQM
-release, :mod:`bench.metrics.nrqm`, here ``nrqm_y``) and NIQE is ``computequality`` with the standard pristine model and
-96x96 blocks (:mod:`bench.metrics.niqe`, here ``niqe_y``), both on that same Y image.
+challenge's MATLAB scripts (``roimehrez/PIRM2018``): ``convert_shave_image.m`` keeps the Y of ``rgb2ycbcr`` (uint8)
+and removes ``shave_width = 4`` pixels on each side (``evaluate_results.m``); ``calc_scores.m`` then computes Ma's
+score with ``quality_predict`` (the NRQM release, :mod:`bench.metrics.nrqm`, here ``nrqm_y``) and NIQE with
+``computequality(..., 96, 96, 0, 0, mu_prisparam, cov_prisparam)`` and ``modelparameters.mat`` (:mod:`bench.metrics.niqe`,
+here ``niqe_y``), both on that same Y image. The challenge reports ``(mean NIQE + (10 - mean Ma)) / 2`` over a set,
+which is the mean of the per-image values returned here.
 
 Input: ``sr`` (N, 3, H, W) float in [0, 1]; after the crop it must satisfy both parts (at least 96x192 for NIQE's two
 blocks). ``hr``/``lr`` ignored. Output: (N,) float64, lower is better (NRQM lies in 0..10, NIQE >= 0). NaN where
