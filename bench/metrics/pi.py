@@ -5,8 +5,8 @@ Super-resolution", ECCV Workshops 2018; used again by NTIRE 2020 track 2 (seed 0
 challenge's MATLAB scripts (``roimehrez/PIRM2018``): ``convert_shave_image.m`` keeps the Y of ``rgb2ycbcr`` (uint8)
 and removes ``shave_width = 4`` pixels on each side (``evaluate_results.m``); ``calc_scores.m`` then computes Ma's
 score with ``quality_predict`` (the NRQM release, :mod:`bench.metrics.nrqm`, here ``nrqm_y``) and NIQE with
-``computequality(..., 96, 96, 0, 0, mu_prisparam, cov_prisparam)`` and ``modelparameters.mat`` (:mod:`bench.metrics.niqe`,
-here ``niqe_y``), both on that same Y image. The challenge reports ``(mean NIQE + (10 - mean Ma)) / 2`` over a set,
+``computequality(..., 96, 96, 0, 0, mu_prisparam, cov_prisparam)`` and ``modelparameters.mat``
+(:mod:`bench.metrics.niqe`, here ``niqe_y``), both on that same Y image. The challenge reports ``(mean NIQE + (10 - mean Ma)) / 2`` over a set,
 which is the mean of the per-image values returned here.
 
 Input: ``sr`` (N, 3, H, W) float in [0, 1]; after the crop it must satisfy both parts (at least 96x192 for NIQE's two
