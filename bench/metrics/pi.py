@@ -6,8 +6,8 @@ challenge's MATLAB scripts (``roimehrez/PIRM2018``): ``convert_shave_image.m`` k
 and removes ``shave_width = 4`` pixels on each side (``evaluate_results.m``); ``calc_scores.m`` then computes Ma's
 score with ``quality_predict`` (the NRQM release, :mod:`bench.metrics.nrqm`, here ``nrqm_y``) and NIQE with
 ``computequality(..., 96, 96, 0, 0, mu_prisparam, cov_prisparam)`` and ``modelparameters.mat``
-(:mod:`bench.metrics.niqe`, here ``niqe_y``), both on that same Y image. The challenge reports ``(mean NIQE + (10 - mean Ma)) / 2`` over a set,
-which is the mean of the per-image values returned here.
+(:mod:`bench.metrics.niqe`, here ``niqe_y``), both on that same Y image. The challenge reports
+``(mean NIQE + (10 - mean Ma)) / 2`` over a set, which is the mean of the per-image values returned here.
 
 Input: ``sr`` (N, 3, H, W) float in [0, 1]; after the crop it must satisfy both parts (at least 96x192 for NIQE's two
 blocks). ``hr``/``lr`` ignored. Output: (N,) float64, lower is better (NRQM lies in 0..10, NIQE >= 0). NaN where
