@@ -249,6 +249,55 @@ def test_normalized_subbands_shapes_and_zero_mean(rng: torch.Generator) -> None:
     assert all(torch.isnan(s).all() for s in zero)  # the release stops here (reshape of an empty selection)
 
 
+def _norm_sender_numpy(pyr: list[np.ndarray]) -> list[np.ndarray]:
+    """norm_sender_normalized.m (2 scales, 6 orientations, parent, neighbours, 3x3) transcribed loop by loop."""
+    from bench.data.imresize import imresize
+
+    n_or, n_band = 6, len(pyr) - 1
+    out = []
+    for scale in (1, 2):
+        for orien in range(1, n_or + 1):
+            nband = (scale - 1) * n_or + orien + 1  # 1-based position in pyr
+            aux = pyr[nband - 1]
+            nsy, nsx = aux.shape
+            prnt = nband < n_band - n_or
+            nblv, nblh = nsy - 2, nsx - 2
+            cols = []
+            for ny in (-1, 0, 1):
+                for nx in (-1, 0, 1):  # shift(y, [ny nx]) then the interior
+                    cols.append(np.roll(aux, (ny, nx), axis=(0, 1))[1 : 1 + nblv, 1 : 1 + nblh].ravel(order="F"))
+            if prnt:
+                parent = imresize(torch.from_numpy(pyr[nband + n_or - 1])[None, None], 2.0)[0, 0].numpy()
+                cols.append(parent[:nsy, :nsx][1 : 1 + nblv, 1 : 1 + nblh].ravel(order="F"))
+            for neib in range(1, n_or + 1):
+                if neib != orien:
+                    other = pyr[(scale - 1) * n_or + neib]
+                    cols.append(other[1 : 1 + nblv, 1 : 1 + nblh].ravel(order="F"))
+            y = np.stack(cols, axis=1)
+            c = y.T @ y / y.shape[0]
+            lam, q = np.linalg.eigh(c)
+            pos = lam * (lam > 0)
+            lam = pos * lam.sum() / (pos.sum() + (pos.sum() == 0))
+            c = q @ np.diag(lam) @ q.T
+            o_c = aux[1 : 1 + nblv, 1 : 1 + nblh].ravel(order="F")
+            o_c = o_c - o_c.mean()
+            z = np.sqrt(((y @ np.linalg.pinv(c)) * y).sum(1) / (9 + prnt))
+            g = (o_c / z).reshape(nblv, nblh, order="F")
+            gb = 16 // 2 ** (scale - 1)
+            g = g[gb:-gb, gb:-gb]
+            out.append(g - g.mean())
+    return out
+
+
+def test_normalized_subbands_match_the_matlab_loop(rng: torch.Generator) -> None:
+    im = torch.rand(1, 60, 70, generator=rng, dtype=torch.float64) * 255
+    bands = steerable_pyramid(im)
+    got = normalized_subbands(bands)
+    want = _norm_sender_numpy([b[0].numpy() for b in bands])
+    for k, (a, b) in enumerate(zip(got, want, strict=True)):
+        assert a.shape[1:] == b.shape and np.allclose(a[0].numpy(), b, rtol=1e-8, atol=1e-10), k
+
+
 def test_ssim_cs(rng: torch.Generator) -> None:
     a = torch.randn(2, 20, 24, generator=rng, dtype=torch.float64) * 30
     assert ssim_cs(a, a).tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
