@@ -15,9 +15,11 @@ row          tolerance            why
                                   (device-independent), a plain float filter gives 5.20 / 64.65 instead.
 ``nrqm``     0.05 (provisional)   the authors' sr-metric release with its model.mat (asset ``nrqm-ma``) on
                                   ``rgb2gray``; CSV gives 4 decimals. NOT YET MEASURED: the asset has official URLs
-                                  only (GitHub), unreachable where this was written, so the test skips there.
-``pi``       0.05 (provisional)   PIRM 2018 ``calc_scores.m``: ((10 - NRQM) + NIQE) / 2 on Y, 4-pixel shave; same
-                                  asset, same status. NIQE_Y alone is at parity-level with MATLAB (see niqe.py).
+                                  only (GitHub), unreachable where this was written, so the test skips there. For
+                                  scale: IQA-PyTorch's port, which departs from the release in a few places, is
+                                  within 0.009 of this row (its published ResultsCalibra/calibration_summary.csv).
+``pi``       0.1 (provisional)    PIRM 2018 ``calc_scores.m``: ((10 - NRQM) + NIQE) / 2 on Y, 4-pixel shave; same
+                                  asset, same status. IQA-PyTorch's is within 0.18 (I19, its NIQE on flat areas).
 ===========  ===================  ===================================================================================
 
 Not covered: ``brisque_matlab`` (MATLAB's built-in ``brisque`` with MathWorks' own model, which is not redistributed).
@@ -38,7 +40,7 @@ IMAGES = ("I03", "I04", "I06", "I08", "I19")
 PIQE_TOLERANCE = 0.005
 BRISQUE_TOLERANCE = (0.01, 0.01, 0.01, 0.6, 2.2)
 NRQM_TOLERANCE = 0.05  # provisional: never measured against the real model (see the table above)
-PI_TOLERANCE = 0.05
+PI_TOLERANCE = 0.1
 
 
 def official(calibration_dir: Path, row: str) -> torch.Tensor:
