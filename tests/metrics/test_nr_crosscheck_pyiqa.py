@@ -4,8 +4,8 @@ pyiqa cannot be imported on the CPU-only torch of CI: these tests skip with the 
 the machine they were written on). Tolerances are the spread between two ports of the same originals: pyiqa scores
 the unrounded YIQ luma in float32 (we: MATLAB ``rgb2gray`` rounded to uint8, float64) and, for BRISQUE, skips the
 release's text round trips and our exact zeros on flat areas (I19 moves by about 2 points with those, see
-``test_nr_calibration.py``). NRQM and PI (unmeasured, provisional 0.1 / 0.3): pyiqa's port departs from the MATLAB release
-in places (YIQ luma, its 10 % pooling takes one element more / less, every finer band gets a parent, the
+``test_nr_calibration.py``). NRQM and PI (unmeasured, provisional 0.1 / 0.3): pyiqa's port departs from the MATLAB
+release in places (YIQ luma, its 10 % pooling takes one element more / less, every finer band gets a parent, the
 between-scale SSIM uses the normalized bands) yet lands within 0.009 / 0.18 of the official values by its own
 calibration table; they also need the ``nrqm-ma`` asset, so they skip without it.
 """
