@@ -18,7 +18,8 @@ Stored layout (kind ``nrqm``): ``linear`` (4,) float64 and, for ``k`` in 1..3, `
 (T, M) int64 (0-based child, -1 at a leaf), ``rf{k}.feature`` (T, M) int64 (0-based split variable, -1 at a leaf),
 ``rf{k}.threshold`` / ``rf{k}.value`` (T, M) float64 (split value: go left when ``x <= threshold``; the node's
 prediction, used at leaves), ``rf{k}.bias`` (2,) float64 (``a, b`` of ``a + b * mean``; ``0, 1`` without bias
-correction). Nodes past a tree's ``ndtree`` are leaves and never reached.
+correction). A node is a leaf where ``nodestatus`` is -1 (what ``mexRF_predict`` stops on) or it has no left child;
+nodes past a tree's ``ndtree`` are leaves and never reached.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ FOREST_KEYS = ("left", "right", "feature", "threshold", "value", "bias")
 _NAMES = {"left": ("lDau", "ldau"), "right": ("rDau", "rdau"), "threshold": ("upper",), "value": ("avnode",)}
 _NAMES["feature"] = ("mbest",)
 _POSITIONS = {"left": 0, "right": 1, "threshold": 4, "value": 5, "feature": 6}  # regRF_train's field order
-NODE_INTERIOR = -3  # randomForest's nodestatus of a split node (-1 terminal)
+NODE_TERMINAL = -1  # randomForest's nodestatus of a leaf (-3 split, -2 to split; 0 unused)
 
 
 def _unwrap(x: Any) -> Any:
@@ -83,10 +84,8 @@ def _forest(struct: Any, n_features: int, what: str) -> dict[str, torch.Tensor]:
             raise ConversionError(f"{what}: ndtree must give {t} tree sizes in 1..{m}")
         leaf |= np.arange(m)[None, :] >= sizes[:, None]
     status = _field(struct, ("nodestatus",), None, what)
-    if status is not None:
-        status = np.asarray(status, dtype=np.int64).T
-        if status.shape == leaf.shape and ((status == NODE_INTERIOR) != ~leaf).any():
-            raise ConversionError(f"{what}: nodestatus disagrees with the children (interior nodes without children)")
+    if status is not None and np.asarray(status).T.shape == leaf.shape:
+        leaf |= np.asarray(status, dtype=np.int64).T == NODE_TERMINAL  # what mexRF_predict stops on
     inner = ~leaf
     if inner.any():
         if (left[inner] < 1).any() or (left[inner] > m).any() or (right[inner] < 1).any() or (right[inner] > m).any():

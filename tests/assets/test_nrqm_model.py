@@ -107,14 +107,20 @@ def test_bad_files_are_refused(tmp_path: Path, data, match: str) -> None:
         read_nrqm_mat(write(tmp_path, data))
 
 
-def test_out_of_range_children_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("field", "forest", "match"),
+    [("mbest", 1, r"split variable lies outside 1\.\.45"), ("rDau", 0, r"child index lies outside 1\.\.5")],
+)
+def test_out_of_range_indices_are_refused(tmp_path: Path, field: str, forest: int, match: str) -> None:
     cell = np.empty((1, 3), dtype=object)
     for i, n in enumerate((18, 45, 75)):
         cell[0, i] = rf_struct(n, 0.0)
-    cell[0, 1]["mbest"] = cell[0, 1]["mbest"] + 1  # variable 46 of 45
+    cell[0, forest][field] = cell[0, forest][field] + np.int32(6 if field == "rDau" else 1) * (
+        cell[0, forest][field] > 0
+    )
     buf = io.BytesIO()
     scipy.io.savemat(buf, {"model": {"rf": cell, "linear": np.array(LINEAR).reshape(4, 1)}})
-    with pytest.raises(ConversionError, match=r"split variable lies outside 1\.\.45"):
+    with pytest.raises(ConversionError, match=match):
         read_nrqm_mat(write(tmp_path, buf.getvalue()))
 
 
