@@ -42,7 +42,7 @@ def test_smoke_matrix_with_real_weights(tmp_path: Path) -> None:
     index = run_dir / "index.html"
     assert str(index) in first.stdout
     html = index.read_text()
-    assert "realesrgan-x4plus" in html and "data:image/png;base64," in html
+    assert "realesrgan-x4plus" in html and ("data:image/webp;base64," in html or "data:image/jpeg;base64," in html)
 
     results = pd.read_csv(run_dir / "results.csv")
     values = results.dropna(subset=["value"])

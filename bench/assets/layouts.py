@@ -8,6 +8,8 @@
 - ``niqe``: ``mu_pris_param`` (1, 36), ``cov_pris_param`` (36, 36), ``gaussian_window`` (7, 7), float64.
 - ``brisque``: ``support_vectors`` (S, 36), ``dual_coef`` (S,), ``rho`` (1,), ``gamma`` (1,), ``range_min`` (36,),
   ``range_max`` (36,), ``range_bounds`` (2,), float64 (libsvm RBF epsilon-SVR + ``svm-scale`` ranges).
+- ``nrqm``: ``linear`` (4,) float64 and three regression forests ``rf{k}.left|right|feature`` (T, M) int64,
+  ``rf{k}.threshold|value`` (T, M) float64, ``rf{k}.bias`` (2,) float64 (:mod:`bench.assets.nrqm`).
 
 :func:`check_layout` validates a converted state dict and returns what the metadata records (e.g. the RRDBNet
 arguments inferred from the shapes).
@@ -117,7 +119,19 @@ def check_brisque(sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any]) -> di
     return {"support_vectors": n}
 
 
-_CHECKS = {"rrdbnet": check_rrdbnet, "lpips": check_lpips, "niqe": check_niqe, "brisque": check_brisque}
+def check_nrqm(sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any]) -> dict[str, Any]:
+    from bench.assets.nrqm import check_forests
+
+    return check_forests(sd)
+
+
+_CHECKS = {
+    "rrdbnet": check_rrdbnet,
+    "lpips": check_lpips,
+    "niqe": check_niqe,
+    "brisque": check_brisque,
+    "nrqm": check_nrqm,
+}
 
 
 def check_layout(kind: str, sd: Mapping[str, torch.Tensor], arch: Mapping[str, Any] | None = None) -> dict[str, Any]:

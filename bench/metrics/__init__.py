@@ -14,6 +14,8 @@ METRICS: Registry = Registry(
         "bench.metrics.lr_psnr",
         "bench.metrics.brisque",
         "bench.metrics.piqe",
+        "bench.metrics.nrqm",
+        "bench.metrics.pi",
         "bench.metrics.pyiqa_backend",
     ),
 )

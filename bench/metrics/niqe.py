@@ -43,12 +43,14 @@ import math
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
+import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
 from bench.images import check_batch
 from bench.metrics import METRICS
-from bench.metrics.base import Metric, MetricSpec, crop_border
+from bench.metrics.base import Metric, MetricSpec, crop_border, serial_on_cpu
 from bench.metrics.color import GREY_WEIGHTS, Y_OFFSET, Y_WEIGHTS
 from bench.metrics.psnr import check_crop_border, to_levels
 
@@ -133,17 +135,63 @@ def _filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 
 def _flat(x: torch.Tensor, size: int) -> torch.Tensor:
     """True where the size x size neighbourhood (replicate borders) holds a single value."""
+    if x.device.type == "cpu" and not x.requires_grad:  # scipy's separable max/min filters, one thread
+        a = x.numpy()
+        footprint = (1,) * (a.ndim - 2) + (size, size)
+        hi = ndi.maximum_filter(a, size=footprint, mode="nearest")
+        return torch.from_numpy(hi == ndi.minimum_filter(a, size=footprint, mode="nearest"))
     pad = size // 2
     p = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     return (F.max_pool2d(p, size, 1) + F.max_pool2d(-p, size, 1)) == 0
 
 
+def separable_factors(window: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(col, row)`` with ``outer(col, row) == window`` to 1e-15 relative, or None if the window is not rank one.
+
+    The factors are the window's row and column sums (``col = window.sum(1)``, ``row = window.sum(0) / window.sum()``),
+    exact for any outer product; MATLAB's ``fspecial('gaussian')`` window is one.
+    """
+    w = window.detach().cpu().double().numpy()
+    total = w.sum()
+    if total == 0:
+        return None
+    col, row = w.sum(axis=1), w.sum(axis=0) / total
+    if np.abs(np.outer(col, row) - w).max() > 1e-15 * np.abs(w).max():
+        return None
+    return col, row
+
+
+def _structdis_numpy(x: np.ndarray, window: torch.Tensor, flat: np.ndarray) -> np.ndarray:
+    """The CPU path of :func:`structdis` on a (..., H, W) float64 array: scipy filters, one thread."""
+    factors = separable_factors(window)
+
+    def filt(t: np.ndarray) -> np.ndarray:  # imfilter(t, window, 'replicate'): correlation, replicate borders
+        if factors is None:
+            w = window.detach().cpu().double().numpy().reshape((1,) * (t.ndim - 2) + window.shape)
+            return ndi.correlate(t, w, mode="nearest")
+        col, row = factors
+        return ndi.correlate1d(ndi.correlate1d(t, col, axis=-2, mode="nearest"), row, axis=-1, mode="nearest")
+
+    mu = filt(x)
+    var = np.abs(filt(x * x) - mu * mu)
+    dev = x - mu
+    dev[flat] = 0.0
+    var[flat] = 0.0
+    return dev / (np.sqrt(var) + 1)
+
+
 def structdis(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """MSCN coefficients ``(x - mu) / (sigma + 1)`` of (N, 1, H, W) grey levels, exact 0 on flat neighbourhoods."""
+    """MSCN coefficients ``(x - mu) / (sigma + 1)`` of (N, 1, H, W) grey levels, exact 0 on flat neighbourhoods.
+
+    On the CPU (float64, no gradient) the filters run as scipy's separable 1-D correlations (the window is split into
+    its two factors when it is rank one), equal to the 2-D convolution to float64 round-off.
+    """
+    flat = _flat(x, window.shape[-1])
+    if x.device.type == "cpu" and x.dtype == torch.float64 and not x.requires_grad:
+        return torch.from_numpy(_structdis_numpy(x.numpy(), window, flat.numpy()))
     mu = _filter(x, window)
     var = (_filter(x * x, window) - mu * mu).abs()
     dev = x - mu
-    flat = _flat(x, window.shape[-1])
     dev = torch.where(flat, torch.zeros_like(dev), dev)
     var = torch.where(flat, torch.zeros_like(var), var)
     return dev / (var.sqrt() + 1)
@@ -286,9 +334,10 @@ class NIQE(Metric):
                 f"{self.spec.name} needs two {BLOCK}x{BLOCK} blocks (e.g. {BLOCK}x{2 * BLOCK} pixels) after "
                 f"crop_border {self.crop_border}, got {h}x{w}"
             )
-        grey = self.grey_levels(crop_border(sr, self.crop_border))
-        feats = niqe_features(grey, self.window)
-        quality = mvg_distance(feats, self.mu_pris, self.cov_pris)
+        with serial_on_cpu(sr):
+            grey = self.grey_levels(crop_border(sr, self.crop_border))
+            feats = niqe_features(grey, self.window)
+            quality = mvg_distance(feats, self.mu_pris, self.cov_pris)
         if torch.isnan(quality).any():
             logger.warning(
                 "%s: NaN for %d image(s) (no usable block statistics)", self.spec.name, int(quality.isnan().sum())

@@ -29,8 +29,8 @@ import torch
 
 from bench.images import check_batch
 from bench.metrics import METRICS
-from bench.metrics.base import Metric, MetricSpec, crop_border
-from bench.metrics.color import rgb_to_grey, rgb_to_y
+from bench.metrics.base import Metric, MetricSpec, crop_border, serial_on_cpu
+from bench.metrics.color import Y_WEIGHTS, rgb_to_grey
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,14 @@ def paired_inputs(
     return crop_border(sr, border), crop_border(hr, border)
 
 
+def to_levels32(x: torch.Tensor) -> torch.Tensor:
+    """Exact 8-bit levels as float32 in [0, 255] (integers, so float32 holds them exactly); a new tensor."""
+    return x.float().clamp(0, 1).mul_(255.0).add_(0.5).floor_()
+
+
 def to_levels(x: torch.Tensor) -> torch.Tensor:
     """Exact 8-bit levels as float64 in [0, 255], rounded as ``bench.images.quantize``/``to_uint8`` (saving) do."""
-    return x.float().clamp(0, 1).mul_(255.0).add_(0.5).floor_().double()
+    return to_levels32(x).double()
 
 
 def psnr_from_mse(mse: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
@@ -108,13 +113,26 @@ class PSNR(Metric):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 3, H, W) pair in [0, 1] -> (N,) float64 PSNR in dB on the inputs' device."""
         a, b = paired_inputs(self.spec.name, sr, hr, self.crop_border)
-        a, b = to_levels(a), to_levels(b)
+        with serial_on_cpu(a):
+            return psnr_from_mse(self.mse(a, b))
+
+    def mse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(N,) float64 MSE on the [0, 255] scale of an already validated and cropped pair in [0, 1].
+
+        The difference of two 8-bit levels is an exact integer, so it is formed in float32 and widened once; Y is
+        linear, so the Y difference is the weighted sum of the RGB differences (the offset cancels). Equal to the
+        MSE of the two Y images computed separately up to float64 round-off (relative 1e-15).
+        """
+        if self.color_space == "grey":  # MATLAB rgb2gray returns uint8 for a uint8 image: round each image first
+            ga = (rgb_to_grey(to_levels(a) / 255.0) * 255.0).add_(0.5).floor_()
+            gb = (rgb_to_grey(to_levels(b) / 255.0) * 255.0).add_(0.5).floor_()
+            return (ga - gb).square_().flatten(1).mean(dim=1)
+        diff = to_levels32(a).sub_(to_levels32(b)).double().flatten(2)  # (N, 3, P), exact integers
         if self.color_space == "y":
-            a, b = rgb_to_y(a / 255.0) * 255.0, rgb_to_y(b / 255.0) * 255.0
-        elif self.color_space == "grey":  # MATLAB rgb2gray returns uint8 for a uint8 image
-            a, b = (rgb_to_grey(a / 255.0) * 255.0).add(0.5).floor(), (rgb_to_grey(b / 255.0) * 255.0).add(0.5).floor()
-        mse = (a - b).square().flatten(1).mean(dim=1)
-        return psnr_from_mse(mse)
+            w = torch.tensor(Y_WEIGHTS, dtype=torch.float64, device=diff.device).div_(255.0)
+            diff = torch.matmul(w.view(1, 1, 3), diff)  # (N, 1, P)
+        flat = diff.flatten(1)
+        return torch.einsum("nk,nk->n", flat, flat) / flat.shape[1]  # one pass: a dot product per image
 
 
 @METRICS.register("psnr_y", aliases=("psnr_ycbcr",))

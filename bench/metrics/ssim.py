@@ -27,12 +27,14 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+import numpy as np
+import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
 from bench.metrics import METRICS
-from bench.metrics.base import Metric, MetricSpec
-from bench.metrics.color import rgb_to_grey, rgb_to_y
+from bench.metrics.base import Metric, MetricSpec, serial_on_cpu
+from bench.metrics.color import Y_OFFSET, Y_WEIGHTS, rgb_to_grey
 from bench.metrics.psnr import check_crop_border, paired_inputs, to_levels
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,68 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -
     return ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
 
 
+def _ssim_mean_plane(x: np.ndarray, y: np.ndarray, g: np.ndarray, data_range: float) -> float:
+    """Mean of the 'valid' SSIM map of two (H, W) float64 planes (the CPU path of :func:`ssim_mean`)."""
+    half = WINDOW_SIZE // 2
+
+    def blur(m: np.ndarray) -> np.ndarray:  # separable Gaussian; the 'valid' part of a zero-padded filter
+        h = ndi.correlate1d(m, g, axis=-1, mode="constant")
+        return ndi.correlate1d(h, g, axis=-2, mode="constant")[half:-half, half:-half]
+
+    c1 = (K1 * data_range) ** 2
+    c2 = (K2 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    t = x * x
+    t += y * y
+    e_sq = blur(t)  # E[x^2] + E[y^2]: the formula needs only the sum, and the filter is linear
+    np.multiply(x, y, out=t)
+    e_xy = blur(t)
+    # in place, to keep the working set in cache: num = (2 mu_xy + c1)(2 cov + c2), den = (mu_sq + c1)(var_sum + c2)
+    mu_xy = mu_x * mu_y
+    mu_sq = mu_x * mu_x
+    mu_sq += mu_y * mu_y
+    e_xy -= mu_xy
+    e_xy *= 2
+    e_xy += c2
+    mu_xy *= 2
+    mu_xy += c1
+    mu_xy *= e_xy
+    e_sq -= mu_sq
+    e_sq += c2
+    mu_sq += c1
+    mu_sq *= e_sq
+    mu_xy /= mu_sq
+    return float(mu_xy.mean())
+
+
+def _ssim_mean_numpy(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
+    """Mean of the 'valid' SSIM map of (..., H, W) float64 arrays, over the last two axes (the CPU path).
+
+    The same formula as :func:`ssim_map`, one plane at a time (so that the five 2-D maps of a plane stay in cache);
+    the separable Gaussian runs as two 1-D passes of ``scipy.ndimage.correlate1d`` (the filter scikit-image uses).
+    """
+    g = gaussian_window_1d().numpy()
+    h, w = x.shape[-2:]
+    xs, ys = x.reshape(-1, h, w), y.reshape(-1, h, w)
+    out = np.array([_ssim_mean_plane(a, b, g, data_range) for a, b in zip(xs, ys, strict=True)])
+    return out.reshape(x.shape[:-2])
+
+
+def ssim_mean(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """Mean SSIM per channel of two (N, C, H, W) images on [0, ``data_range``]: (N, C), dtype of the inputs.
+
+    On the CPU this runs the numpy/scipy path (one thread, no torch dispatch per pass); elsewhere the mean of
+    :func:`ssim_map`. Both agree to float64 round-off (|diff| < 1e-14).
+    """
+    if x.shape[-1] < WINDOW_SIZE or x.shape[-2] < WINDOW_SIZE:
+        raise ValueError(f"SSIM needs at least {WINDOW_SIZE}x{WINDOW_SIZE} pixels, got {tuple(x.shape[-2:])}")
+    if x.device.type == "cpu" and not x.requires_grad and not y.requires_grad:
+        xa = x.detach().to(torch.float64).numpy()
+        ya = y.detach().to(torch.float64).numpy()
+        return torch.from_numpy(_ssim_mean_numpy(xa, ya, data_range)).to(x.dtype)
+    return ssim_map(x, y, data_range).mean(dim=(2, 3))
+
+
 @METRICS.register("ssim", aliases=("ssim_rgb", "ssimc"))
 class SSIM(Metric):
     """SSIM (Wang 2004, Gaussian 11x11, sigma 1.5, 'valid') on 8-bit-rounded RGB: mean of the per-channel SSIM.
@@ -107,8 +171,10 @@ class SSIM(Metric):
 
     def _convert(self, levels: torch.Tensor) -> torch.Tensor:
         """8-bit levels (float64, [0, 255]) -> the scored channel(s) on [0, 255]."""
-        if self.color_space == "y":
-            return rgb_to_y(levels / 255.0) * 255.0
+        if self.color_space == "y":  # rgb_to_y(levels / 255) * 255, fused (equal to float64 round-off)
+            wr, wg, wb = (w / 255.0 for w in Y_WEIGHTS)
+            y = (levels[:, 0:1] * wr).add_(levels[:, 1:2], alpha=wg).add_(levels[:, 2:3], alpha=wb)
+            return y.add_(Y_OFFSET)
         if self.color_space == "grey":
             return (rgb_to_grey(levels / 255.0) * 255.0).add(0.5).floor()  # MATLAB rgb2gray returns uint8
         return levels
@@ -116,8 +182,9 @@ class SSIM(Metric):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:
         """(N, 3, H, W) pair in [0, 1] -> (N,) float64 SSIM on the inputs' device."""
         a, b = paired_inputs(self.spec.name, sr, hr, self.crop_border)
-        a, b = self._convert(to_levels(a)), self._convert(to_levels(b))
-        return ssim_map(a, b, DATA_RANGE).mean(dim=(2, 3)).mean(dim=1)
+        with serial_on_cpu(a):
+            a, b = self._convert(to_levels(a)), self._convert(to_levels(b))
+            return ssim_mean(a, b, DATA_RANGE).mean(dim=1)
 
 
 @METRICS.register("ssim_y", aliases=("ssim_ycbcr",))

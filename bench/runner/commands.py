@@ -39,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-report", action="store_true", help="only compute cells; render later with `bench report`")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the cost plan (cells, forwards, backwards, FLOPs, estimated time from a short probe) and exit",
+    )
     p.set_defaults(func=run_command)
 
     from bench.report import commands as report_commands
@@ -82,6 +87,11 @@ def run_command(args: argparse.Namespace) -> int:
     except MatrixError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "dry_run", False):
+        from bench.runner.cost import plan_matrix
+
+        print(plan_matrix(matrix, args.device).format())
+        return 0
     run_name = args.run_name or matrix.name
     try:  # the run folder is <out>/<run name>: a name like ../x must not write outside --out
         check_slug(run_name)

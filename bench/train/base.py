@@ -30,9 +30,11 @@ Images: float32 NCHW RGB in [0, 1]; generator outputs are unclamped. The device 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,6 +78,11 @@ BASE_DEFAULTS: dict[str, Any] = {
         "use_rot": True,
         "quantize_lr": True,
         "cache_mb": 2048,
+        # speed (None = automatic: on for CUDA, off on the CPU, which keeps CPU runs as they were)
+        "workers": None,  # DataLoader worker processes making the batches; None = min(4, CPUs) on CUDA, 0 on CPU
+        "amp": None,  # bf16 autocast of the forward passes and losses (no loss scaling needed for bf16)
+        "fused_adam": None,  # torch.optim.Adam(fused=True)
+        "channels_last": None,  # channels_last weights and batches
     },
     "loss": {"pixel_weight": 1e-2, "perceptual_weight": 1.0, "gan_weight": 5e-3, "backbone": "auto"},
 }
@@ -130,6 +137,40 @@ def lr_at(base: float, milestones: list[int], gamma: float, iteration: int) -> f
     return base * gamma ** sum(1 for m in milestones if iteration > m)
 
 
+@dataclass(frozen=True)
+class SpeedSettings:
+    """How fast a run goes, resolved from ``train.workers/amp/fused_adam/channels_last`` and the device.
+
+    ``None`` in the recipe means automatic: on CUDA 4 workers (at most the CPU count) with pinned memory, bf16
+    autocast, fused Adam and channels_last; on the CPU none of them (the batches and the numbers stay as they were).
+    """
+
+    workers: int
+    pin_memory: bool
+    amp: bool
+    fused_adam: bool
+    channels_last: bool
+
+    @classmethod
+    def resolve(cls, train: Mapping[str, Any], device: torch.device) -> SpeedSettings:
+        cuda = device.type == "cuda"
+
+        def flag(key: str) -> bool:
+            value = train.get(key)
+            if value is None:
+                return cuda
+            if not isinstance(value, bool):
+                raise ValueError(f"train.{key} must be true, false or null (automatic), got {value!r}")
+            return value
+
+        workers = train.get("workers")
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1) if cuda else 0
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"train.workers must be a non-negative int or null (automatic), got {workers!r}")
+        return cls(workers, cuda and workers > 0, flag("amp"), flag("fused_adam"), flag("channels_last"))
+
+
 class Trainer:
     """ESRGAN training, the base of every recipe (see the module docstring).
 
@@ -179,6 +220,7 @@ class Trainer:
         self.iteration = 0
         self.gan_weight = float(cfg["loss"]["gan_weight"])
         self.alpha = 1.0
+        self.speed = SpeedSettings.resolve(t, self.device)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_from(self.seed, "init"))
@@ -186,6 +228,10 @@ class Trainer:
             self.net_d = self.build_discriminator()
         if self.net_d is not None:
             self.net_d = self.net_d.to(self.device)
+        if self.speed.channels_last:
+            self.net_g.to(memory_format=torch.channels_last)
+            if self.net_d is not None:
+                self.net_d.to(memory_format=torch.channels_last)
         decay = t["ema_decay"]
         self.ema_decay = None if decay is None else float(decay)
         self.net_g_ema = None
@@ -193,9 +239,10 @@ class Trainer:
             self.net_g_ema = copy.deepcopy(self.net_g).requires_grad_(False).eval()
 
         betas = tuple(float(b) for b in t["betas"])
-        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=float(t["lr_g"]), betas=betas)
+        fused = {"fused": True} if self.speed.fused_adam else {}
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=float(t["lr_g"]), betas=betas, **fused)
         self.opt_d = (
-            torch.optim.Adam(self.net_d.parameters(), lr=float(t["lr_d"]), betas=betas)
+            torch.optim.Adam(self.net_d.parameters(), lr=float(t["lr_d"]), betas=betas, **fused)
             if self.net_d is not None
             else None
         )
@@ -223,7 +270,7 @@ class Trainer:
         self._sampler = None
         self.setup()
         logger.info(
-            "trainer %s for recipe %s on %s (rank %d/%d): generator %d parameters, discriminator %s",
+            "trainer %s for recipe %s on %s (rank %d/%d): generator %d parameters, discriminator %s, %s",
             type(self).__name__,
             recipe.name,
             self.device,
@@ -231,6 +278,7 @@ class Trainer:
             self.dist.world_size,
             sum(p.numel() for p in self.net_g.parameters()),
             "none" if self.net_d is None else sum(p.numel() for p in self.net_d.parameters()),
+            self.speed,
         )
 
     # ----------------------------------------------------------------------------------------------- configuration
@@ -372,17 +420,28 @@ class Trainer:
         logs["l_g_total"] = float(total.detach())
         return total, logs
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the trainer's device when ``train.amp`` resolved on, else nothing."""
+        if not self.speed.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
     def train_step(self, lr: torch.Tensor, hr: torch.Tensor, iteration: int) -> dict[str, float]:
         """One iteration on the batch ``(lr, hr)`` (see the module docstring); returns the logged values."""
         self.set_learning_rates(iteration)
         generator = self.rng("step", iteration)
+        if self.speed.channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+            hr = hr.contiguous(memory_format=torch.channels_last)
         self.net_g.train()
-        lr_in, logs = self.make_inputs(lr, hr, generator)
+        with self.autocast():
+            lr_in, logs = self.make_inputs(lr, hr, generator)
         self.net_g.train()
         if self.net_d is not None:
             self.net_d.requires_grad_(False)
-        out = self.generate(lr_in, lr, hr, generator)
-        total, g_logs = self.generator_losses(out)
+        with self.autocast():
+            out = self.generate(lr_in, lr, hr, generator)
+            total, g_logs = self.generator_losses(out)
         logs.update(out.logs)
         logs.update(g_logs)
         self.opt_g.zero_grad(set_to_none=True)
@@ -390,9 +449,10 @@ class Trainer:
         self.opt_g.step()
         if self.net_d is not None:
             self.net_d.requires_grad_(True)
-            real = self.d_train(out.target)
-            fake = self.d_train(out.sr.detach())
-            l_d = ragan_discriminator_loss(real, fake)
+            with self.autocast():
+                real = self.d_train(out.target)
+                fake = self.d_train(out.sr.detach())
+                l_d = ragan_discriminator_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             l_d.backward()
             self.opt_d.step()
@@ -426,10 +486,20 @@ class Trainer:
         save_every, log_every = int(t["save_every"]), int(t["log_every"])
         start, started = self.iteration, time.perf_counter()
         logger.info("training %s from iteration %d to %d in %s", self.recipe.name, start, total, self.out_dir)
+        from bench.train.data import iteration_batches
+
+        batches = iteration_batches(
+            self.sampler,
+            self.seed,
+            self.dist.rank,
+            start + 1,
+            total,
+            workers=self.speed.workers,
+            pin_memory=self.speed.pin_memory,
+        )
         try:
-            while self.iteration < total:
+            for lr, hr in batches:
                 it = self.iteration + 1
-                lr, hr = self.sampler.sample(self.rng("data", it))
                 logs = self.train_step(lr, hr, it)
                 self.iteration = it
                 if log_every > 0 and (it % log_every == 0 or it == total):
@@ -448,8 +518,23 @@ class Trainer:
     def log(self, iteration: int, logs: Mapping[str, float], seconds_per_iter: float) -> None:
         if not self.dist.is_main:
             return
-        record = {"iteration": iteration, "seconds_per_iter": seconds_per_iter, **logs}
-        logger.info("%s it %d: %s", self.recipe.name, iteration, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+        rate = 1.0 / seconds_per_iter if seconds_per_iter > 0 else float("nan")
+        samples = rate * self.batch_per_rank * self.dist.world_size
+        record = {
+            "iteration": iteration,
+            "seconds_per_iter": seconds_per_iter,
+            "iters_per_s": rate,
+            "samples_per_s": samples,
+            **logs,
+        }
+        logger.info(
+            "%s it %d (%.3g it/s, %.3g samples/s): %s",
+            self.recipe.name,
+            iteration,
+            rate,
+            samples,
+            ", ".join(f"{k} {v:.4g}" for k, v in logs.items()),
+        )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / state.LOG, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")

@@ -44,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="override a recipe key (dotted, value as YAML), e.g. --set attack.params.eps=0.03; repeatable",
     )
     p.add_argument("--print-recipe", action="store_true", help="print the resolved recipe as YAML and exit")
+    p.add_argument(
+        "--dry-run", action="store_true", help="time two iterations, print the estimated cost of the run and exit"
+    )
     p.set_defaults(func=train_command)
     return p
 
@@ -85,6 +88,14 @@ def train_command(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(recipe.config, sort_keys=False), end="")
         return 0
     trainer = build_trainer(recipe, out_dir=args.out, device=args.device)
+    if getattr(args, "dry_run", False):
+        from bench.runner.cost import plan_training
+
+        try:
+            print(plan_training(trainer).format())
+        finally:
+            teardown(trainer.dist)
+        return 0
     try:
         latest = trainer.fit(resume=args.resume)
     finally:

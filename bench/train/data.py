@@ -19,14 +19,17 @@ Output: ``lr`` (B, 3, gt/scale, gt/scale) and ``hr`` (B, 3, gt, gt), float32 in 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import torch
 
 from bench.data.base import Dataset
 from bench.data.imresize import bicubic_downsample
 from bench.images import quantize
+from bench.seeding import make_generator, seed_from
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,14 @@ class PatchSampler:
         self.device = torch.device(device)
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cached_bytes = 0
+
+    def on_device(self, device: torch.device | str) -> PatchSampler:
+        """A copy that puts its batches on ``device``, with its own (empty) image cache; draws are unchanged."""
+        other = copy.copy(self)
+        other.device = torch.device(device)
+        other._cache = OrderedDict()
+        other._cached_bytes = 0
+        return other
 
     def describe(self) -> dict:
         """What the patches are (JSON-able, stored with checkpoints)."""
@@ -131,3 +142,55 @@ class PatchSampler:
         if self.quantize_lr:
             lr = quantize(lr)
         return lr.contiguous(), hr.contiguous()
+
+
+class IterationBatches(torch.utils.data.Dataset):
+    """Map-style view of a run's batches: item ``i`` is the batch of iteration ``first + i``.
+
+    The batch of iteration ``t`` on rank ``r`` is ``sampler.sample(make_generator(seed_from(seed, "data", r, t)))``,
+    the same draw as the trainer's ``rng("data", t)``, so batches do not depend on which process makes them, on the
+    number of workers or on where a resumed run starts.
+    """
+
+    def __init__(self, sampler: PatchSampler, seed: int, rank: int, first: int, last: int) -> None:
+        self.sampler, self.seed, self.rank, self.first, self.last = sampler, seed, rank, first, last
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first + 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"iteration index {index} outside 0..{len(self) - 1}")
+        iteration = self.first + index
+        return self.sampler.sample(make_generator(seed_from(self.seed, "data", self.rank, iteration)))
+
+
+def iteration_batches(
+    sampler: PatchSampler,
+    seed: int,
+    rank: int,
+    first: int,
+    last: int,
+    *,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``(lr, hr)`` batches of iterations ``first .. last`` (inclusive), in order, on the sampler's device.
+
+    With ``workers == 0`` they are made in this process, on the sampler's device (the CPU path). With ``workers > 0`` a
+    ``DataLoader`` makes them on the CPU in ``workers`` processes (two batches ahead each), in pinned memory when
+    ``pin_memory``, and they are copied to the device asynchronously. On the CPU both give identical batches; on CUDA
+    the LR of the worker path is the CPU's bicubic (equal to the CUDA one to float32 round-off before 8-bit rounding).
+    """
+    dataset = IterationBatches(sampler, seed, rank, first, last)
+    if workers == 0:
+        for index in range(len(dataset)):
+            yield dataset[index]
+        return
+    device = sampler.device
+    dataset.sampler = sampler.on_device("cpu")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory, prefetch_factor=2
+    )
+    for lr, hr in loader:
+        yield lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)

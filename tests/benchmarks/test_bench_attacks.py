@@ -52,7 +52,7 @@ def _setup(device: torch.device):
 
 
 @pytest.mark.benchmark(group="pgd-step")
-def test_forward_backward(benchmark, device: torch.device) -> None:
+def test_forward_backward(benchmark, record_pair, device: torch.device) -> None:
     fb, _ = _setup(device)
     sync = _sync(device)
 
@@ -63,10 +63,11 @@ def test_forward_backward(benchmark, device: torch.device) -> None:
 
     grad = benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=2)
     assert grad.shape == (1, 3, 32, 32)
+    record_pair(f"pgd step vs forward+backward {device.type}", "reference", benchmark.stats.stats.min)
 
 
 @pytest.mark.benchmark(group="pgd-step")
-def test_pgd_step(benchmark, device: torch.device) -> None:
+def test_pgd_step(benchmark, record_pair, device: torch.device) -> None:
     _, step = _setup(device)
     sync = _sync(device)
 
@@ -77,6 +78,9 @@ def test_pgd_step(benchmark, device: torch.device) -> None:
 
     x = benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=2)
     assert x.shape == (1, 3, 32, 32)
+    ratio = record_pair(f"pgd step vs forward+backward {device.type}", "ours", benchmark.stats.stats.min)
+    if ratio is not None:
+        benchmark.extra_info["ratio_step_over_forward_backward"] = ratio
 
 
 def _best_time(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> float:

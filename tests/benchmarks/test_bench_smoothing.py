@@ -32,7 +32,7 @@ def _sync(device: torch.device) -> Callable[[], None]:
 
 @pytest.mark.parametrize("mode", ["batched", "all", "sequential"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_smoothing_throughput(benchmark, device: torch.device, case: str, mode: str) -> None:
+def test_smoothing_throughput(benchmark, record_pair, device: torch.device, case: str, mode: str) -> None:
     arch, size = CASES[case]
     torch.manual_seed(0)
     base = RRDBMethod(**arch).eval().requires_grad_(False).to(device)
@@ -61,3 +61,10 @@ def test_smoothing_throughput(benchmark, device: torch.device, case: str, mode: 
         assert (out - ref).abs().max().item() <= tol
     benchmark.group = f"smoothing {case} {device.type}"
     benchmark.extra_info.update({"n": N, "lr": size, "max_batch": mrs.max_batch, "mode": mode})
+    if mode in ("batched", "sequential"):  # the pair: 21 copies batched (ours) vs 21 single forwards (reference)
+        side = "ours" if mode == "batched" else "reference"
+        ratio = record_pair(
+            f"smoothing n={N} {case} {device.type}: batched vs sequential", side, benchmark.stats.stats.min
+        )
+        if ratio is not None:
+            benchmark.extra_info["ratio_batched_over_sequential"] = ratio

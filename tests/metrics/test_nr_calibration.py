@@ -13,10 +13,16 @@ row          tolerance            why
                                   the release's value depends on the sign of ``filter2``'s round-off (it decides on
                                   which side of the AGGD fit a 1e-28 product is counted); we use exact zeros there
                                   (device-independent), a plain float filter gives 5.20 / 64.65 instead.
+``nrqm``     0.05 (provisional)   the authors' sr-metric release with its model.mat (asset ``nrqm-ma``) on
+                                  ``rgb2gray``; CSV gives 4 decimals. NOT YET MEASURED: the asset has official URLs
+                                  only (GitHub), unreachable where this was written, so the test skips there. For
+                                  scale: IQA-PyTorch's port, which departs from the release in a few places, is
+                                  within 0.009 of this row (its published ResultsCalibra/calibration_summary.csv).
+``pi``       0.1 (provisional)    PIRM 2018 ``calc_scores.m``: ((10 - NRQM) + NIQE) / 2 on Y, 4-pixel shave; same
+                                  asset, same status. IQA-PyTorch's is within 0.18 (I19, its NIQE on flat areas).
 ===========  ===================  ===================================================================================
 
-Not covered: ``brisque_matlab`` (MATLAB's built-in ``brisque`` with MathWorks' own model, which is not redistributed),
-``nrqm`` and ``pi`` (NRQM is not implemented natively, see the report of issue 15).
+Not covered: ``brisque_matlab`` (MATLAB's built-in ``brisque`` with MathWorks' own model, which is not redistributed).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from bench.metrics import build_metric
 IMAGES = ("I03", "I04", "I06", "I08", "I19")
 PIQE_TOLERANCE = 0.005
 BRISQUE_TOLERANCE = (0.01, 0.01, 0.01, 0.6, 2.2)
+NRQM_TOLERANCE = 0.05  # provisional: never measured against the real model (see the table above)
+PI_TOLERANCE = 0.1
 
 
 def official(calibration_dir: Path, row: str) -> torch.Tensor:
@@ -86,3 +94,31 @@ def test_brisque_matches_the_authors_release(calibration_dir: Path) -> None:
     report = f"ours {[round(v, 4) for v in values.tolist()]} release {expected.tolist()}"
     assert (delta <= torch.tensor(BRISQUE_TOLERANCE, dtype=torch.float64)).all(), report
     assert values.argsort().tolist() == expected.argsort().tolist(), report  # same ranking of the five
+
+
+def _nrqm_asset() -> None:
+    from bench.assets import is_stored
+    from bench.metrics.nrqm import ASSET, FETCH_COMMAND
+
+    if not is_stored(ASSET):
+        pytest.skip(
+            f"{ASSET} is not stored: no PyPI package carries the NRQM model and its official URLs (GitHub) are "
+            f"unreachable offline; run `{FETCH_COMMAND}` where GitHub is reachable"
+        )
+
+
+def test_nrqm_matches_the_authors_release(calibration_dir: Path) -> None:
+    _nrqm_asset()
+    values = build_metric("nrqm")(distorted(calibration_dir))
+    expected = official(calibration_dir, "nrqm")
+    report = f"ours {[round(v, 4) for v in values.tolist()]} release {expected.tolist()}"
+    assert (values - expected).abs().max() <= NRQM_TOLERANCE, report
+    assert values.argsort().tolist() == expected.argsort().tolist(), report
+
+
+def test_pi_matches_the_pirm_script(calibration_dir: Path) -> None:
+    _nrqm_asset()
+    values = build_metric("pi")(distorted(calibration_dir))
+    expected = official(calibration_dir, "pi")
+    report = f"ours {[round(v, 4) for v in values.tolist()]} PIRM {expected.tolist()}"
+    assert (values - expected).abs().max() <= PI_TOLERANCE, report

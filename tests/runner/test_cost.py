@@ -1,0 +1,85 @@
+"""The cost plan (``bench run --dry-run``): counts from the matrix, time from a probe, checked against a real run."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from bench.runner.cost import format_seconds, plan_matrix
+from bench.runner.matrix import load_matrix
+
+
+@pytest.fixture
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_plan_counts_cells_and_evaluations(tiny_project, _one_thread) -> None:
+    matrix = load_matrix(tiny_project["matrix"])
+    plan = plan_matrix(matrix, "cpu")
+    assert plan.cells == 4  # 2 methods x 2 conditions x 1 dataset x 1 seed
+    assert len(plan.lines) == 4 and all(line.images == 3 and not line.error for line in plan.lines)
+    rrdb = [line for line in plan.lines if line.method == "tiny-rrdb"]
+    assert all(line.forwards == 3 and line.backwards == 0 for line in rrdb)  # one forward per image, no attack
+    assert all(line.flops > 0 for line in rrdb)
+    text = plan.format()
+    assert "tiny-rrdb" in text and "total: 4 cells" in text
+
+
+def test_plan_counts_attack_backwards(tiny_project, _one_thread) -> None:
+    path = tiny_project["matrix"]
+    data = yaml.safe_load(path.read_text())
+    data.update(
+        methods=["tiny-rrdb"],
+        conditions=[{"name": "clean", "corruption": "clean"}],
+        attacks=[{"name": "pgd", "attack": "pgd", "params": {"steps": 3}, "epsilons": ["2/255"], "loss": "l1"}],
+    )
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    matrix = load_matrix(path)
+    plan = plan_matrix(matrix, "cpu")
+    attacked = [line for line in plan.lines if line.attack != "none"]
+    assert attacked, plan.format()
+    line = attacked[0]
+    assert line.backwards == 3 * line.images  # 3 PGD steps per image
+    assert line.forwards >= 4 * line.images  # steps + the final forward (+ loss evaluations)
+
+
+@pytest.mark.slow
+def test_estimate_within_30_percent_of_a_real_run(tiny_project, tmp_path, _one_thread) -> None:
+    """A small matrix where the model's work dominates: tiny RRDBNet, three 96x96 HR images, clean and 3-step PGD."""
+    from bench.runner.runner import run_matrix
+
+    rng = np.random.default_rng(1)
+    for path in sorted(tiny_project["hr"].glob("*.png")):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(path)
+    path = tiny_project["matrix"]
+    data = yaml.safe_load(path.read_text())
+    data.update(
+        methods=["tiny-rrdb"],
+        attacks=[
+            {"name": "none"},
+            {"name": "pgd", "attack": "pgd", "params": {"steps": 3}, "epsilons": ["2/255"], "loss": "l1"},
+        ],
+    )
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    matrix = load_matrix(path)
+    plan = plan_matrix(matrix, "cpu", repeats=3)
+    t0 = time.perf_counter()
+    run_matrix(matrix, tmp_path / "run", device="cpu", progress=False)
+    measured = time.perf_counter() - t0
+    message = f"estimated {plan.seconds:.3f} s, measured {measured:.3f} s"
+    print(plan.format(), message, sep="\n")
+    assert plan.seconds == pytest.approx(measured, rel=0.3), message
+
+
+def test_format_seconds() -> None:
+    assert format_seconds(12.0) == "12.0 s" and format_seconds(600) == "10.0 min"
+    assert format_seconds(7200) == "2.0 h" and format_seconds(3 * 86400) == "3.0 d"
