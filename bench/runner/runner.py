@@ -18,7 +18,10 @@ gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.
 Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
 another spec for it) computes only that metric -- from the stored SR outputs when the matrix has
 ``store_outputs: true`` (no model runs), else by running the method again; a metric dropped from the matrix is
-dropped from the cell. A cell with any failure row is stored ``failed`` and computed again by the next run.
+dropped from the cell. SR-space columns (matrix ``sr_space:``, :mod:`bench.runner.stages.sample`) are metrics in this
+sense too, but one missing from a stored cell runs the method again (its samples are drawn again from their seeds,
+never re-read from the stored outputs). A cell with any failure row is stored ``failed`` and computed again by the
+next run.
 
 Errors: the project's own errors and bad data (:data:`bench.errors.BAD_DATA`; an attack that refuses the method, a
 NaN output, a metric's ``ValueError`` on its input) become failure rows with the message and the run goes on; a
