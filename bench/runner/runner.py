@@ -144,7 +144,7 @@ class Runner:
         self.env = environment()
         self._datasets: dict[str, Any] = {}
         self._dataset_errors: dict[str, BaseException | None] = {}
-        self.metrics = build_metrics(matrix.metrics, self.device)
+        self.metrics = build_metrics(matrix.metrics, self.device, matrix.scale)
         self.metric_specs = {name: m.spec.as_dict() for name, m in self.metrics.items()}
         the_plan = plan(matrix)
         self.cells, self.provenances = the_plan.cells, the_plan.provenances

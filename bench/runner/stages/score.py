@@ -38,11 +38,24 @@ def needs_ground_truth(metric: torch.nn.Module) -> bool:
     return bool(metric.spec.full_reference)
 
 
-def build_metrics(entries: Sequence[Any], device: torch.device) -> dict[str, torch.nn.Module]:
-    """The matrix's metrics (``MetricEntry``: name, crop_border), built once per run, in eval mode on ``device``."""
-    from bench.metrics import build_metric
+def build_metrics(entries: Sequence[Any], device: torch.device, scale: int | None = None) -> dict[str, torch.nn.Module]:
+    """The matrix's metrics (``MetricEntry``: name, crop_border), built once per run, in eval mode on ``device``;
+    a metric whose constructor takes ``scale`` (LR-PSNR: it downscales the SR by it) gets the matrix's ``scale``."""
+    import inspect
 
-    return {e.name: build_metric(e.name, crop_border=e.crop_border).to(device).eval() for e in entries}
+    from bench.metrics import METRICS, build_metric
+
+    out = {}
+    for e in entries:
+        kwargs: dict[str, Any] = {"crop_border": e.crop_border}
+        if scale is not None and e.name in METRICS:
+            try:
+                if "scale" in inspect.signature(METRICS.get(e.name)).parameters:
+                    kwargs["scale"] = scale
+            except (TypeError, ValueError):  # no signature to read: the metric's defaults
+                pass
+        out[e.name] = build_metric(e.name, **kwargs).to(device).eval()
+    return out
 
 
 def score(
