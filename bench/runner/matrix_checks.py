@@ -104,6 +104,13 @@ def _datasets(raw: Any, scale: int, problems: list[str]) -> list[DatasetEntry]:
         if rejected:
             problems.append(f"{where}: the dataset factory rejects these arguments: {rejected}")
             continue
+        scales = getattr(factory, "scales", None)  # a manifest dataset's scales (datasets/<name>.yaml)
+        if scales is not None and "scale" not in kwargs and scale not in scales:
+            problems.append(
+                f"{where}: the dataset's manifest has scales {list(scales)}, not the matrix's scale {scale}; "
+                f"set scale: {scales[-1]} (and methods of that scale) or pick another dataset"
+            )
+            continue
         out.append(entry)
     return out
 

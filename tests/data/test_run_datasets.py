@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from bench.cli import main
@@ -237,3 +238,34 @@ def test_missing_dataset_fails_its_cells_with_the_fetch_command(kit, server, pro
     assert "python -m bench datasets fetch div2k-val" in html
     info = json.loads((run_dir / "run.json").read_text())
     assert info["finished"]  # the run went on to the end
+
+
+def test_matrix_refuses_a_scale_the_manifest_lacks(project) -> None:
+    from bench.runner.matrix import MatrixError
+
+    with pytest.raises(MatrixError, match=r"datasets.imagepairs: the dataset's manifest has scales \[2\], not the"):
+        load_matrix(_matrix(project, ["imagepairs"], 4, metrics=["psnr"]))
+
+
+def test_train_data_resolves_through_the_manifest(kit, server, project) -> None:
+    """`bench train --data div2k-train`: the recipe's data name is the manifest's; not fetched -> the exact fetch
+    command; fetched -> patches of its HR images; a set without ground truth cannot train."""
+    from types import SimpleNamespace
+
+    from bench.train.base import Trainer
+    from bench.train.data import PatchSampler
+
+    def load(data: str):
+        return Trainer.load_dataset(SimpleNamespace(config={"data": data}, scale=4, recipe=SimpleNamespace(name="t")))
+
+    with pytest.raises(FileNotFoundError, match=r"run: python -m bench datasets fetch div2k-train$"):
+        load("div2k-train")
+    for name in ("div2k-train", "ntire20-t2-val"):
+        _publish(kit, server, project, kit.build_replica(name))
+        assert main(["datasets", "fetch", name]) == 0
+    dataset = load("div2k-train")
+    assert dataset.names() == ["0001", "0002", "0003"] and dataset.has_ground_truth
+    lr, hr = PatchSampler(dataset, gt_size=16, batch=2, scale=4).sample(torch.Generator().manual_seed(0))
+    assert hr.shape == (2, 3, 16, 16) and lr.shape == (2, 3, 4, 4)
+    with pytest.raises(ValueError, match="has no ground truth"):
+        load("ntire20-t2-val")
