@@ -272,3 +272,36 @@ def test_train_data_resolves_through_the_manifest(kit, server, project) -> None:
     assert hr.shape == (2, 3, 16, 16) and lr.shape == (2, 3, 4, 4)
     with pytest.raises(ValueError, match="has no ground truth"):
         load("ntire20-t2-val")
+
+
+def test_no_ground_truth_rescore_and_gallery(kit, server, project, tmp_path) -> None:
+    """On a set without ground truth, a metric added to a stored cell is scored from the stored outputs (no model
+    run): a full-reference one is skipped there too; the gallery holds the LR and SR crops and no HR."""
+    _publish(kit, server, project, kit.build_replica("ntire20-t2-val"))
+    assert main(["datasets", "fetch", "ntire20-t2-val"]) == 0
+    path = _matrix(project, ["ntire20-t2-val"], 4, metrics=["piqe"])
+    data = yaml.safe_load(path.read_text())
+    data.update(store_outputs=True, gallery={"image": "0002", "size": 4})
+    path.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+    assert run_matrix(load_matrix(path), run_dir, device="cpu", progress=False).exit_code == 0
+    (payload,) = Store(run_dir).iter_payloads()
+    assert {g.kind for g in payload.gallery} == {"lr", "sr"}
+    assert all((run_dir / g.path).is_file() for g in payload.gallery)
+    data["metrics"] = ["piqe", "psnr", "lr_psnr_input"]
+    path.write_text(yaml.safe_dump(data))
+    from bench.methods import cards
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the method was built: the stored outputs should have been scored")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cards, "build_method", no_model)
+        summary = run_matrix(load_matrix(path), run_dir, device="cpu", progress=False)
+    assert summary.exit_code == 0 and summary.computed == 1
+    rows = _records(run_dir)
+    status = {(r["image"], r["metric"]): (r["status"], r["error"]) for r in rows}
+    for image in ("0001", "0002", "0003"):
+        assert status[(image, "psnr")] == (STATUS_SKIPPED, NO_GROUND_TRUTH)
+        assert status[(image, "lr_psnr_input")] == (STATUS_OK, None)
+        assert status[(image, "piqe")] == (STATUS_OK, None)
