@@ -296,6 +296,11 @@ def _smoothing(raw: Any, datasets: Sequence[DatasetEntry], scale: int, problems:
             rejected = _bind(factory, DatasetEntry(val.dataset, None, kwargs).factory_kwargs(factory, scale))
             if rejected:
                 problems.append(f"smoothing.validation: the dataset factory rejects these arguments: {rejected}")
+            if getattr(factory, "ground_truth", True) is False:  # a manifest dataset without HR (DPED)
+                problems.append(
+                    f"smoothing.validation.dataset: {val.dataset!r} has no ground truth; sigma is chosen by a "
+                    "full-reference metric on HR images (e.g. div2k-val or embedded-train)"
+                )
         except KeyError as exc:
             problems.append(f"smoothing.validation.dataset: {_msg(exc)}")
         if any(d.name == val.dataset and d.kwargs == kwargs for d in datasets):

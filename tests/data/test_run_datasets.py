@@ -305,3 +305,14 @@ def test_no_ground_truth_rescore_and_gallery(kit, server, project, tmp_path) -> 
         assert status[(image, "psnr")] == (STATUS_SKIPPED, NO_GROUND_TRUTH)
         assert status[(image, "lr_psnr_input")] == (STATUS_OK, None)
         assert status[(image, "piqe")] == (STATUS_OK, None)
+
+
+def test_matrix_refuses_sigma_selection_without_ground_truth(project) -> None:
+    from bench.runner.matrix import MatrixError
+
+    path = _matrix(project, ["ntire20-t1-val"], 4, metrics=["psnr"])
+    data = yaml.safe_load(path.read_text())
+    data["smoothing"] = {"sigma_grid": [0.01], "validation": {"dataset": "ntire20-t2-val", "images": 1}}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(MatrixError, match=r"smoothing\.validation\.dataset: 'ntire20-t2-val' has no ground truth"):
+        load_matrix(path)
