@@ -4,7 +4,7 @@ A metric that fails on its input with one of :data:`METRIC_DATA_ERRORS` (an imag
 rows for that batch and the other metrics go on; any other exception (a bug, CUDA out of memory) surfaces.
 
 Without ground truth (``hr`` None: NTIRE 2020 track 2 / DPED) only the no-reference metrics run (the spec's
-``full_reference`` false: ``niqe``, ``brisque``, ``piqe``, ``lr_psnr_input`` -- SR against the LR input); each
+``full_reference`` false, e.g. ``niqe``, ``brisque``, ``piqe``, ``lr_psnr_input`` -- SR against the LR input); each
 full-reference one (``psnr``, ``ssim``, ``lpips_*``, ``lr_psnr`` -- the NTIRE 2021 variant downscales the HR --,
 ``diversity``) is :class:`Skipped` with :data:`~bench.results.schema.NO_GROUND_TRUTH`.
 """
