@@ -292,7 +292,8 @@ class Runner:
                 selection = self.select_sigma(cell, method)
             except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
-                return self._failed_cell(cell, exc, prefix="sigma selection: ")
+                fix = getattr(exc, "fix", None)  # a validation set not fetched: its fetch command
+                return self._failed_cell(cell, exc, prefix="sigma selection: ", fix=fix)
         return self.compute_cell(cell, method, selection, metrics)
 
     # ------------------------------------------------------------------------------------------------ payloads
