@@ -120,6 +120,8 @@ def _factory(manifest: DatasetManifest):
         return build_manifest_dataset(manifest.name, scale=scale, crop=crop)
 
     factory.__name__ = manifest.name.replace("-", "_")
+    factory.scales = tuple(manifest.scales)  # read by the matrix checks: a scale the manifest lacks is refused early
+    factory.ground_truth = manifest.ground_truth  # ... and sigma selection (full-reference) on a set without HR
     factory.__doc__ = f"{manifest.title} (manifest datasets/{manifest.name}.yaml; {manifest.fetch_command()})."
     return factory
 

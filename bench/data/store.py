@@ -57,7 +57,12 @@ class DatasetError(AssetError):
 
 
 class DatasetNotReadyError(FileNotFoundError):
-    """The dataset is not fetched (or is partial or modified); the message holds the exact command that fixes it."""
+    """The dataset is not fetched (or is partial or modified); the message holds the exact command that fixes it,
+    and ``fix`` holds that command as data (the runner's failed cells carry it to the report)."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -244,13 +249,15 @@ class DatasetStore:
         if st.state == "modified":
             raise DatasetNotReadyError(
                 f"dataset {name!r} in {self.folder(name)} was modified since it was fetched ({st.detail}); "
-                f"run: {cmd} --force"
+                f"run: {cmd} --force",
+                fix=f"{cmd} --force",
             )
         where = f"; {m.manual}" if m.manual and not m.fetchable else ""
         raise DatasetNotReadyError(
             f"dataset {name!r} is {st.state} in {self.folder(name)}"
             + (f" ({st.detail})" if st.detail else "")
-            + f"; run: {cmd}{where}"
+            + f"; run: {cmd}{where}",
+            fix=cmd,
         )
 
     # ------------------------------------------------------------------------------------------------- verify

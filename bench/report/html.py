@@ -9,9 +9,10 @@ ranked table, methods as rows, clean / per threat family / mean / worst / drop),
 when crops were used, one leaderboard per (dataset, condition, attack, budget) with the best and second-best value of
 each column marked in the direction of the metric spec's ``higher_is_better`` (attacked boards name the mode that made
 each row -- white-box, eot, transfer -- and, for entries run with several seeds, the worst per-seed mean under the
-mean), each column's spec line (header tooltip and footnote), the robustness curves (metric vs budget, metric vs
-severity; :mod:`bench.report.curves`), the sigma chosen for median smoothing with the grid's validation scores and
-the certification settings, the failures, the gallery (for attacks: the adversarial input and its output per method)
+mean; a metric skipped by design shows its reason instead, "skipped: no ground truth"), each column's spec line
+(header tooltip and footnote), the robustness curves (metric vs budget, metric vs severity;
+:mod:`bench.report.curves`), the sigma chosen for median smoothing with the grid's validation scores and the
+certification settings, the failures, the gallery (for attacks: the adversarial input and its output per method)
 and, apart, the published tables of ``bench/report/papers/*.yaml`` with their caption.
 
 Example::
@@ -41,6 +42,8 @@ from bench.report.tables import (
     load_run,
     published_marks,
     rank_marks,
+    select,
+    skip_reasons,
     worst_over_seeds,
     write_tables,
 )
@@ -123,6 +126,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
             worst, seeds = worst_over_seeds(
                 data.records, dataset, condition, entries, metrics, direction, attack=attack, epsilon=epsilon
             )
+            skipped = skip_reasons(select(data.records, dataset, condition, attack, epsilon))
             shown = [m for m in metrics if not (_certified(specs.get(m)) and counts[m].sum() == 0)]
             marks = rank_marks(means[shown], direction)
             expected = {m: int(counts[m].max()) if len(counts) else 0 for m in shown}
@@ -134,14 +138,15 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                     several = int(seeds.at[entry, metric]) > 1
                     optional = _certified(specs.get(metric)) and n == 0
                     threshold = _threshold(specs.get(metric))
+                    reason = skipped.get((entry, metric)) if n == 0 else None
                     cells.append(
                         {
-                            "text": format_value(value),
+                            "text": reason or format_value(value),
                             "worst": format_value(worst.at[entry, metric]) if several else "",
                             "seeds": int(seeds.at[entry, metric]),
-                            "mark": marks.get((entry, metric), ""),
+                            "mark": "skipped" if reason else marks.get((entry, metric), ""),
                             "n": n,
-                            "partial": not optional and n < expected[metric],
+                            "partial": not optional and not reason and n < expected[metric],
                             "below": threshold is not None and value == value and value < threshold,
                         }
                     )

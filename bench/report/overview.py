@@ -18,7 +18,9 @@ Computed from the tidy records (:func:`bench.report.tables.records_frame`), neve
   methods without any value last.
 
 The primary metric (the overview shown first) is ``primary`` when given, else the first metric the matrix declares
-(certified columns excluded).
+that has a value (certified columns excluded). A method whose rows of a (dataset, metric) are all ``skipped`` (a
+full-reference metric on a set without ground truth) shows the reason, "skipped: no ground truth", in its scenario
+columns instead of a number.
 
 Example::
 
@@ -35,7 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.tables import NO_ATTACK, RunData, format_value, rank_marks
+from bench.report.tables import NO_ATTACK, RunData, format_value, rank_marks, skip_reasons
+from bench.results.schema import STATUS_SKIPPED
 from bench.runner.store import STATUS_OK
 
 logger = logging.getLogger(__name__)
@@ -163,13 +166,15 @@ def primary_metric(data: RunData, primary: str | None = None) -> str | None:
         if primary not in metrics:
             raise ValueError(f"--primary {primary!r} is not a metric of this run; its metrics: {', '.join(metrics)}")
         return primary
-    return metrics[0] if metrics else None
+    valued = set(data.records.loc[data.records["status"] == STATUS_OK, "metric"].dropna())
+    return next((m for m in metrics if m in valued), metrics[0] if metrics else None)
 
 
 def overview_metrics(data: RunData) -> list[str]:
-    """The run's metrics with a direction, certified columns excluded, in the matrix's order."""
+    """The run's metrics with a direction and a value or a skip reason, certified columns excluded, in the matrix's
+    order."""
     specs = data.specs()
-    ok = set(data.records.loc[data.records["status"] == STATUS_OK, "metric"].dropna())
+    ok = set(data.records.loc[data.records["status"].isin([STATUS_OK, STATUS_SKIPPED]), "metric"].dropna())
     return [
         m for m in data.order("metric") if m in specs and m in ok and not (specs[m].get("extra") or {}).get("certified")
     ]
@@ -210,7 +215,9 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
         for metric in metrics:
             hib = bool(specs[metric]["higher_is_better"])
             frame = overview_frame(data.records, dataset, metric, hib, methods)
-            if frame[[c for c in frame.columns if c in (CLEAN, "mean")]].isna().all().all():
+            in_dataset = data.records[(data.records["dataset"] == dataset) & (data.records["metric"] == metric)]
+            skipped = {m: r for (m,), r in skip_reasons(in_dataset, ("method",)).items()}
+            if frame[[c for c in frame.columns if c in (CLEAN, "mean")]].isna().all().all() and not skipped:
                 continue
             families = [c for c in frame.columns if c not in (CLEAN, *SUMMARY_COLUMNS) and c not in _META]
             value_cols = [CLEAN, *families, "mean", "worst", "drop"]
@@ -228,12 +235,13 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
                     title = ""
                     if col == "worst" and r["worst_scenario"]:
                         title = f"worst scenario: {r['worst_scenario']}"
+                    reason = skipped.get(method) if math.isnan(v) and col not in SUMMARY_COLUMNS else None
                     cells.append(
                         {
                             "col": col,
-                            "text": format_value(v),
+                            "text": reason or format_value(v),
                             "value": "" if math.isnan(v) else repr(v),
-                            "mark": marks.get((method, col), ""),
+                            "mark": "skipped" if reason else marks.get((method, col), ""),
                             "title": title,
                         }
                     )
@@ -244,7 +252,7 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
                         "title": titles.get(method, method),
                         "cells": cells,
                         "partial": bool(r["partial"]),
-                        "empty": all(c["value"] == "" for c in cells),
+                        "empty": all(c["value"] == "" and c["mark"] != "skipped" for c in cells),
                         "n": int(r["n"]),
                         "n_total": int(r["n_total"]),
                     }

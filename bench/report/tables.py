@@ -18,6 +18,8 @@ for attacked rows the mode that produced the number, ``"method [mode]"`` (``"met
 A **scenario** is (condition, attack, epsilon); the unattacked one has attack ``none``. A leaderboard is the mean over
 images and seeds of the ``ok`` rows of one (dataset, scenario); with several seeds, :func:`worst_over_seeds` gives
 the worst per-seed mean. The direction of "best" comes from the spec's ``higher_is_better``, never from the name.
+Rows with status ``skipped`` (a full-reference metric on a set without ground truth) hold no value: a board shows
+their reason (:func:`skip_reasons`, "skipped: no ground truth") in place of a number; they are not failures.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results.schema import NO_ATTACK, RECORD_COLUMNS, STATUS_OK, AttackMode, CellPayload
+from bench.results.schema import (
+    NO_ATTACK,
+    RECORD_COLUMNS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    AttackMode,
+    CellPayload,
+)
 from bench.runner.store import Store
 
 logger = logging.getLogger(__name__)
@@ -227,6 +237,19 @@ def leaderboard(
     return means, counts
 
 
+def skip_reasons(records: pd.DataFrame, by: Sequence[str] = ("entry", "metric")) -> dict[Any, str]:
+    """``{key: reason}`` of the keys (columns ``by``) whose rows are all ``skipped`` -- none ``ok`` nor ``failed`` --
+    e.g. ``{("bicubic", "psnr"): "skipped: no ground truth"}``; the reasons of a key joined when they differ."""
+    rows = records[records["metric"].notna()]
+    if rows.empty:
+        return {}
+    out: dict[Any, str] = {}
+    for key, group in rows.groupby(list(by), dropna=False):
+        if (group["status"] == STATUS_SKIPPED).all():
+            out[key] = "; ".join(sorted({str(e) for e in group["error"].dropna()})) or STATUS_SKIPPED
+    return out
+
+
 def worst_over_seeds(
     records: pd.DataFrame,
     dataset: str,
@@ -335,9 +358,9 @@ def _mode_of(records: pd.DataFrame, entry: str) -> str:
 
 
 def failures(records: pd.DataFrame) -> pd.DataFrame:
-    """The failure rows, one per (cell, image, metric)."""
+    """The failure rows, one per (cell, image, metric) (``skipped`` rows are not failures)."""
     cols = ["method", "dataset", "condition", "attack", "epsilon", "seed", "image", "metric", "error"]
-    return records.loc[records["status"] != STATUS_OK, cols].reset_index(drop=True)
+    return records.loc[records["status"] == STATUS_FAILED, cols].reset_index(drop=True)
 
 
 def format_value(value: float) -> str:

@@ -18,6 +18,12 @@ Versions: 1 is the format before this module (no ``version`` field, no ``metric_
 included the metric list). Version-1 files are **read** (records, labels, provenance; their gallery is not shown, as
 its facts lived in file names); the runner never finds them under the new keys and computes those cells again.
 
+Record statuses (:data:`RECORD_STATUSES`): ``ok`` (a value), ``failed`` (``error`` says why; the cell is computed
+again by the next run) and ``skipped`` (no value by design, ``error`` gives the reason, e.g. :data:`NO_GROUND_TRUTH`
+for a full-reference metric or an attack on a set without ground truth; the cell stays ``ok`` and the report shows
+the reason as a mark instead of a number). ``skipped`` came without a version bump: the cell format is unchanged,
+and a reader that predates it shows such rows as failures -- never as a number.
+
 The attack mode is the :class:`AttackMode` enum (a ``str`` enum: JSON holds its value, ``"white-box"``...).
 """
 
@@ -37,6 +43,10 @@ READABLE_VERSIONS = (1, 2)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+STATUS_SKIPPED = "skipped"
+RECORD_STATUSES = (STATUS_OK, STATUS_FAILED, STATUS_SKIPPED)
+#: The ``error`` of a skipped row whose metric (or attack) needs the HR on a set without ground truth.
+NO_GROUND_TRUTH = "skipped: no ground truth"
 #: The ``attack`` column of unattacked rows in the report (the records hold ``None``).
 NO_ATTACK = "none"
 

@@ -107,6 +107,13 @@ def _datasets(raw: Any, scale: int, problems: list[str]) -> list[DatasetEntry]:
         if rejected:
             problems.append(f"{where}: the dataset factory rejects these arguments: {rejected}")
             continue
+        scales = getattr(factory, "scales", None)  # a manifest dataset's scales (datasets/<name>.yaml)
+        if scales is not None and "scale" not in kwargs and scale not in scales:
+            problems.append(
+                f"{where}: the dataset's manifest has scales {list(scales)}, not the matrix's scale {scale}; "
+                f"set scale: {scales[-1]} (and methods of that scale) or pick another dataset"
+            )
+            continue
         out.append(entry)
     return out
 
@@ -298,6 +305,11 @@ def _smoothing(raw: Any, datasets: Sequence[DatasetEntry], scale: int, problems:
             rejected = _bind(factory, DatasetEntry(val.dataset, None, kwargs).factory_kwargs(factory, scale))
             if rejected:
                 problems.append(f"smoothing.validation: the dataset factory rejects these arguments: {rejected}")
+            if getattr(factory, "ground_truth", True) is False:  # a manifest dataset without HR (DPED)
+                problems.append(
+                    f"smoothing.validation.dataset: {val.dataset!r} has no ground truth; sigma is chosen by a "
+                    "full-reference metric on HR images (e.g. div2k-val or embedded-train)"
+                )
         except KeyError as exc:
             problems.append(f"smoothing.validation.dataset: {_msg(exc)}")
         if any(d.name == val.dataset and d.kwargs == kwargs for d in datasets):

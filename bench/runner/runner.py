@@ -28,6 +28,15 @@ NaN output, a metric's ``ValueError`` on its input) become failure rows with the
 method that cannot be built (a missing checkpoint: :class:`bench.errors.MissingAsset`, an unknown asset) fails its
 cells with the error and its ``fix`` as data. Anything else -- a bug in a method, CUDA out of memory -- surfaces.
 
+Datasets: an image that fails pairing (an LR the size of its HR, a missing partner: the dataset's ``load`` raises
+:class:`bench.data.pairing.PairingError`) is a failure row naming the files and sizes, and the other images are
+scored. A dataset that cannot be built (not fetched: :class:`bench.data.store.DatasetNotReadyError`; a scale the
+manifest lacks) fails each of its cells with the message and, as ``fix``, the exact fetch command; the run goes on.
+A set without ground truth (``dataset.has_ground_truth`` false, samples with ``hr`` None) runs the no-reference
+metrics only: each full-reference metric's rows are ``skipped`` with "skipped: no ground truth"
+(:data:`bench.results.schema.NO_GROUND_TRUTH`), as are all rows of its attacked cells (an attack's loss needs the
+HR) and its certified columns are not computed; skipped rows leave the cell ``ok``.
+
 Sharding: ``rank``/``world_size`` (from ``RANK``/``WORLD_SIZE`` under torchrun) take the cells ``i % world_size ==
 rank``; every rank writes its own cell files into the same run directory and the report merges them.
 
@@ -53,7 +62,7 @@ from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
 from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset
-from bench.results.schema import STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
+from bench.results.schema import NO_GROUND_TRUTH, STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
 from bench.runner.cells import Cell, shard
 from bench.runner.matrix import DatasetEntry, Matrix
 from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
@@ -67,7 +76,14 @@ from bench.runner.stages.prepare import Item, prepare
 from bench.runner.stages.record import Rows, cell_labels
 from bench.runner.stages.rescore import merge, missing_metrics, rescore
 from bench.runner.stages.sample import SRSpace
-from bench.runner.stages.score import METRIC_DATA_ERRORS, build_metrics, certified_specs, certified_values, score
+from bench.runner.stages.score import (
+    METRIC_DATA_ERRORS,
+    Skipped,
+    build_metrics,
+    certified_specs,
+    certified_values,
+    score,
+)
 from bench.runner.stages.sigma import SigmaSelector
 from bench.runner.store import Store
 
@@ -77,6 +93,8 @@ logger = logging.getLogger(__name__)
 
 #: Errors that fail a method's cells when it is built (a missing or unknown checkpoint, a bad card argument).
 BUILD_ERRORS: tuple[type[BaseException], ...] = (BenchError, FileNotFoundError, KeyError)
+#: Errors that fail a dataset's cells when it is built (not fetched, modified, a scale its manifest lacks).
+DATASET_ERRORS: tuple[type[BaseException], ...] = (BenchError, OSError, ValueError, KeyError)
 
 
 @dataclass
@@ -139,7 +157,8 @@ class Runner:
         self.rank, self.world_size, self.progress = rank, world_size, progress
         self.env = environment()
         self._datasets: dict[str, Any] = {}
-        self.metrics = build_metrics(matrix.metrics, self.device)
+        self._dataset_errors: dict[str, BaseException | None] = {}
+        self.metrics = build_metrics(matrix.metrics, self.device, matrix.scale)
         self.metric_specs = {name: m.spec.as_dict() for name, m in self.metrics.items()}
         self.sr_space = SRSpace(matrix.sr_space, matrix.scale, self.device)  # its columns are metrics too
         self.metric_specs.update(self.sr_space.specs)
@@ -170,6 +189,19 @@ class Runner:
             factory = DATASETS.get(entry.name)
             self._datasets[cache_key] = factory(**entry.factory_kwargs(factory, self.matrix.scale))
         return self._datasets[cache_key]
+
+    def dataset_error(self, cell: Cell) -> BaseException | None:
+        """Why the cell's dataset cannot be built (``None`` when it can); logged once per dataset entry."""
+        entry = cell.dataset
+        cache_key = f"{entry.name}@{entry.crop}@{sorted(entry.kwargs.items())}"
+        if cache_key not in self._dataset_errors:
+            try:
+                self.dataset(cell)
+                self._dataset_errors[cache_key] = None
+            except DATASET_ERRORS as exc:
+                logger.error("dataset %s cannot be read; its cells fail: %s", entry.name, exc)
+                self._dataset_errors[cache_key] = exc
+        return self._dataset_errors[cache_key]
 
     # ----------------------------------------------------------------------------------------------------- run
     def run_info(self) -> dict[str, Any]:
@@ -219,8 +251,12 @@ class Runner:
         bar = tqdm(work, desc="cells", unit="cell", disable=not self.progress, file=sys.stderr)
         for cell, stored, missing in bar:
             bar.set_postfix_str(cell.label(), refresh=False)
+            dataset_error = self.dataset_error(cell)
             rescorable = missing is not None and not set(missing) & set(self.sr_space.specs)  # samples: not stored
-            if rescorable and stored.outputs and self.outputs.path(cell.key).is_file():
+            if dataset_error is not None:
+                fix = getattr(dataset_error, "fix", None)
+                payload = self._failed_cell(cell, dataset_error, prefix=f"dataset {cell.dataset.name}: ", fix=fix)
+            elif rescorable and stored.outputs and self.outputs.path(cell.key).is_file():
                 payload = self.rescore(cell, stored, missing)
             else:
                 if current[0] != cell.method:
@@ -276,7 +312,8 @@ class Runner:
                 selection = self.select_sigma(cell, method)
             except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
-                return self._failed_cell(cell, exc, prefix="sigma selection: ")
+                fix = getattr(exc, "fix", None)  # a validation set not fetched: its fetch command
+                return self._failed_cell(cell, exc, prefix="sigma selection: ", fix=fix)
         return self.compute_cell(cell, method, selection, metrics, columns)
 
     # ------------------------------------------------------------------------------------------------ payloads
@@ -304,8 +341,8 @@ class Runner:
             },
         )
 
-    def _failed_cell(self, cell: Cell, exc: BaseException, prefix: str = "") -> CellPayload:
-        fix = None if prefix else self._fix(cell.method, exc)
+    def _failed_cell(self, cell: Cell, exc: BaseException, prefix: str = "", fix: str | None = None) -> CellPayload:
+        fix = fix if fix is not None else (None if prefix else self._fix(cell.method, exc))
         message = prefix + error_text(exc)
         rows = Rows(self.run_name, cell)
         error = message + (f" -- fix: {fix}" if fix and fix not in message else "")
@@ -337,6 +374,10 @@ class Runner:
         names = list(dataset.names())
         if cell.threat.attacked and self.matrix.attack_images is not None:
             names = names[: self.matrix.attack_images]
+        if cell.threat.attacked and not getattr(dataset, "has_ground_truth", True):
+            logger.info("%s: skipped (no ground truth: the attack's loss needs the HR)", cell.label())
+            records = [rows.skipped(n, m, NO_GROUND_TRUTH, metrics[m].spec.as_dict()) for n in names for m in metrics]
+            names = []
         per_call = 1 if (caps.stochastic or cell.threat.attacked) else self.matrix.batch_images
         batch: list[Item] = []
         for name in tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr):
@@ -352,7 +393,8 @@ class Runner:
         if batch:
             records.extend(self._evaluate(cell, method, batch, rows, state, metrics))
         seconds = time.perf_counter() - t0
-        status = STATUS_FAILED if any(r["status"] != STATUS_OK for r in records) else STATUS_OK
+        n_failed = sum(r["status"] == STATUS_FAILED for r in records)  # skipped rows leave the cell ok
+        status = STATUS_FAILED if n_failed else STATUS_OK
         payload = self._payload(cell, status, records, started, seconds, len(names))
         payload.metric_specs = {name: m.spec.as_dict() for name, m in metrics.items()}
         payload.metric_specs.update({c: self.sr_space.specs[c] for c in state.columns})
@@ -361,7 +403,7 @@ class Runner:
             payload.sr_space = {"samples": n, "sampled": caps.stochastic, "images": state.sr_space}
         payload.gallery = state.gallery
         if status != STATUS_OK:
-            payload.error = f"{sum(r['status'] != STATUS_OK for r in records)} failure rows"
+            payload.error = f"{n_failed} failure rows"
         elif self.matrix.store_outputs and state.outputs:
             payload.outputs = self.outputs.write(cell.key, state.outputs)
         if cell.threat.attacked:
@@ -377,15 +419,18 @@ class Runner:
         return payload
 
     def _evaluate(self, cell, method, batch: list[Item], rows: Rows, state: _CellState, metrics) -> list[dict]:
-        """Attack, infer and score the images of one batch, one image size at a time."""
+        """Attack, infer and score the images of one batch, one image size at a time (``hr`` None without ground
+        truth: no-reference metrics only, no certificate)."""
         out: list[dict[str, Any]] = []
         groups: dict[tuple, list[Item]] = {}
         for item in batch:
-            groups.setdefault(tuple(item.hr.shape), []).append(item)
+            groups.setdefault((tuple(item.lr.shape), item.hr is None), []).append(item)
         for items in groups.values():
             names = [it.name for it in items]
             lr_clean = torch.cat([it.lr for it in items])
-            hr = torch.cat([it.hr for it in items])
+            hr = None if items[0].hr is None else torch.cat([it.hr for it in items])
+            n, c, h, w = lr_clean.shape
+            sr_shape = hr.shape if hr is not None else torch.Size((n, c, h * self.matrix.scale, w * self.matrix.scale))
             x, mode = lr_clean, None
             if cell.threat.attacked:
                 try:
@@ -398,10 +443,10 @@ class Runner:
                 rows.per_image.update({it.name: it.attack_columns for it in items})
                 state.attacks.append(record)
                 mode = items[0].attack_columns["attack_mode"]
-            settings = certify_settings(method, self.matrix.smoothing)
+            settings = certify_settings(method, self.matrix.smoothing) if hr is not None else None
             try:
                 generator = method_generator(cell, names[0], self.device)
-                sr, certificate = infer(method, x, hr.shape, generator, settings)
+                sr, certificate = infer(method, x, sr_shape, generator, settings)
             except BAD_DATA as exc:
                 logger.warning("%s: method failed on %s: %s", cell.label(), names, exc)
                 out.extend(rows.failed(n, None, error_text(exc)) for n in names)
@@ -415,7 +460,8 @@ class Runner:
             if not keep:
                 continue
             idx = torch.tensor(keep, device=sr.device)
-            sr_k, hr_k, x_k = sr.index_select(0, idx), hr.index_select(0, idx), x.index_select(0, idx)
+            sr_k, x_k = sr.index_select(0, idx), x.index_select(0, idx)
+            hr_k = None if hr is None else hr.index_select(0, idx)
             kept = [names[i] for i in keep]
             stochastic = method.capabilities.stochastic
             x_adv = x_k if cell.threat.attacked else None
@@ -429,6 +475,9 @@ class Runner:
                 out.extend(self._certified_rows(certificate, hr, names, keep, rows, state))
             for metric_name, values in score(metrics, sr_k, hr_k, x_k).items():
                 spec = metrics[metric_name].spec.as_dict()
+                if isinstance(values, Skipped):  # a full-reference metric on a set without ground truth
+                    out.extend(rows.skipped(n, metric_name, values.reason, spec) for n in kept)
+                    continue
                 if isinstance(values, BaseException):  # one metric failing does not stop the others
                     logger.warning("%s: metric %s failed: %s", cell.label(), metric_name, values)
                     out.extend(rows.failed(n, metric_name, error_text(values), spec) for n in kept)

@@ -370,11 +370,14 @@ class Trainer:
 
         if data not in DATASETS and not Path(data).expanduser().is_dir():
             raise FileNotFoundError(
-                f"training data {data!r} is neither a dataset name nor a folder: put the HR training images "
-                "(e.g. DIV2K_train_HR, https://data.vision.ee.ethz.ch/cvl/DIV2K/) there, or pass --data FOLDER "
-                "(--data embedded-train trains on the embedded images, for a smoke run)"
+                f"training data {data!r} is neither a dataset name nor a folder: pass --data div2k-train (fetched "
+                "by `python -m bench datasets fetch div2k-train`; `python -m bench datasets list` shows the others) "
+                "or --data FOLDER of HR images (--data embedded-train trains on the embedded images, for a smoke run)"
             )
-        return build_dataset(data, scale=self.scale)
+        dataset = build_dataset(data, scale=self.scale)  # a manifest dataset not fetched: its fetch command
+        if not getattr(dataset, "has_ground_truth", True):
+            raise ValueError(f"training data {data!r} has no ground truth (LR only): training needs HR images")
+        return dataset
 
     def rng(self, purpose: str, iteration: int) -> torch.Generator:
         """The CPU generator of ``purpose`` (``data``, ``step``) at ``iteration`` on this rank."""

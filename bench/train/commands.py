@@ -1,6 +1,8 @@
 """Command line of the training area: ``python -m bench train RECIPE ...``.
 
-``python -m bench train ad-l-pgd --init esrgan-x4 --data datasets/DIV2K/DIV2K_train_HR --iters 30000``
+``python -m bench train ad-l-pgd --init esrgan-x4 --data div2k-train --iters 30000`` (a manifest dataset, resolved
+through ``datasets/div2k-train.yaml``; when it is not fetched the error gives ``python -m bench datasets fetch
+div2k-train``; a folder of HR images works too)
 ``python -m bench train esrgan-ft --data embedded-train --iters 10 --batch 2 --set generator.num_block=2``
 ``python -m bench train ad-l-pgd --resume``                       (continue the run in its --out folder)
 ``torchrun --nproc_per_node 8 -m bench train ad-l-pgd ...``      (DistributedDataParallel over 8 GPUs)
@@ -28,7 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("recipe", metavar="RECIPE", nargs="?", help="recipe name (see the list) or a recipe YAML file")
     p.add_argument("--init", help="generator checkpoint: an asset name or a file (default: the recipe's)")
-    p.add_argument("--data", help="training HR images: a dataset name (embedded-train) or a folder")
+    p.add_argument(
+        "--data",
+        help="training HR images: a dataset name (div2k-train, embedded-train; see `datasets list`) or a folder",
+    )
     p.add_argument("--iters", type=int, help="total iterations (default: the recipe's)")
     p.add_argument("--batch", type=int, help="global batch size (split over DDP processes)")
     p.add_argument("--out", help="output folder (default: $BENCH_HOME/checkpoints/RECIPE)")

@@ -7,7 +7,7 @@ A recipe file (``bench/train/recipes/<name>.yaml`` or any path) holds::
     description: ...              # free text
     paper: {title: ..., url: ...} # free-form
     init: esrgan-x4               # generator checkpoint: asset name or path (null: random initialisation)
-    data: datasets/DIV2K/DIV2K_train_HR   # a dataset name (embedded-train, ...) or a folder of HR images
+    data: div2k-train             # a dataset name (datasets/div2k-train.yaml) or a folder of HR images
     seed: 0
     generator: {...}  discriminator: {...}  train: {...}  loss: {...}  # see bench.train.base.BASE_DEFAULTS
     attack: {...} / mrs: {...} / degradation: {...} / stochastic: {...}  # the trainer's own section

@@ -33,7 +33,7 @@ def test_esrgan_machinery_defaults(name: str) -> None:
     assert cfg["generator"] == {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, **cfg["generator"]}
     assert cfg["generator"]["num_block"] == 23
     assert t["ema_decay"] == 0.999
-    assert cfg["data"].endswith("DIV2K_train_HR")
+    assert cfg["data"] == "div2k-train"  # resolved through datasets/div2k-train.yaml
 
 
 def test_paper_settings() -> None:

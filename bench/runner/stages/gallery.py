@@ -58,13 +58,14 @@ class Gallery:
         cell: Cell,
         stochastic: bool,
         names: Sequence[str],
-        hr: torch.Tensor,
+        hr: torch.Tensor | None,
         lr: torch.Tensor,
         sr: torch.Tensor,
         x_adv: torch.Tensor | None = None,
         mode: AttackMode | None = None,
     ) -> list[GalleryEntry]:
-        """Write the crops when ``names`` holds the gallery image of a wanted cell; return their entries."""
+        """Write the crops when ``names`` holds the gallery image of a wanted cell; return their entries (no HR crop
+        when ``hr`` is None: a set without ground truth)."""
         g = self.matrix.gallery
         if not self.wants(cell, stochastic) or g.image not in names:
             return []
@@ -93,7 +94,8 @@ class Gallery:
             rel = path.relative_to(self.run_dir).as_posix()
             entries.append(GalleryEntry(**base, kind=kind, path=rel, method=method, mode=mode if method else None))
 
-        put("hr", hr_crop(hr), "HR.png", None, once=True)
+        if hr is not None:
+            put("hr", hr_crop(hr), "HR.png", None, once=True)
         put("lr", lr_crop(lr), "LR.png", None, once=True)
         if x_adv is None:
             put("sr", hr_crop(sr), f"sr-{safe_name(cell.method)}.png", cell.method)

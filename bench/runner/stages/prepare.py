@@ -2,6 +2,9 @@
 
 HR is modcropped to the scale; LR is the dataset's own (checked to be HR / scale) or ``imresize(HR, 1/scale)``
 (MATLAB bicubic with antialiasing) rounded to 8 bits. Shapes (1, 3, H, W) and (1, 3, H/s, W/s), float32 in [0, 1].
+A set without ground truth gives ``hr`` None and its own LR (any size); an image that fails pairing raises the
+dataset's :class:`bench.data.pairing.PairingError` (a bad-data error: the runner's failure row names the files and
+both sizes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class Item:
     """One image on its way through a cell: ``lr`` is the clean LR until :mod:`.corrupt` replaces it."""
 
     name: str
-    hr: torch.Tensor
+    hr: torch.Tensor | None
     lr: torch.Tensor
     attack_columns: dict[str, Any] = field(default_factory=dict)
 
@@ -28,6 +31,8 @@ class Item:
 def prepare(dataset: Any, name: str, scale: int, device: torch.device) -> Item:
     """Load image ``name`` of ``dataset``; :class:`PairingError` when its LR is not HR / scale."""
     sample = dataset.load(name)
+    if sample.hr is None:  # no ground truth: the dataset's own LR is the input
+        return Item(name, None, sample.lr.unsqueeze(0).to(device, torch.float32))
     hr = modcrop(sample.hr, scale).unsqueeze(0).to(device, torch.float32)
     if sample.lr is not None:
         lr = sample.lr.unsqueeze(0).to(device, torch.float32)

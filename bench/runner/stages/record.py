@@ -1,6 +1,7 @@
 """Stage *record*: values -> tidy rows (:data:`~bench.results.schema.RECORD_COLUMNS`) and the cell payload.
 
-A row is one (image, metric) value, or a failure (``value`` None, ``error`` the message). Rows of an attacked cell
+A row is one (image, metric) value, a failure (``value`` None, ``error`` the message) or a skipped metric (``value``
+None, status ``skipped``, ``error`` the reason, e.g. "skipped: no ground truth"). Rows of an attacked cell
 carry the per-image attack columns (mode, surrogate, losses, counts, seconds, L-inf).
 """
 
@@ -10,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, AttackMode, CellLabels
+from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, AttackMode, CellLabels
 from bench.runner.cells import Cell
 
 
@@ -54,6 +55,10 @@ class Rows:
         row = {**self.base, **self.per_image.get(image or "", {})}
         row.update(image=image, metric=metric, value=None, spec=spec)
         return {**row, "status": STATUS_FAILED, "error": error}
+
+    def skipped(self, image: str, metric: str, reason: str, spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A row with no value by design (``reason``: why, e.g. :data:`~bench.results.schema.NO_GROUND_TRUTH`)."""
+        return {**self.failed(image, metric, reason, spec), "status": STATUS_SKIPPED}
 
     def value(self, image: str, metric: str, value: float, spec: Mapping[str, Any]) -> dict[str, Any]:
         """An ok row for a finite value, a failure row naming the value otherwise."""

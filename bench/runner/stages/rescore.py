@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from bench.results.schema import STATUS_FAILED, STATUS_OK, CellPayload
+from bench.results.schema import STATUS_FAILED, STATUS_SKIPPED, CellPayload
 from bench.runner.provenance import error_text
 from bench.runner.stages.prepare import prepare
 from bench.runner.stages.record import rescored_row
-from bench.runner.stages.score import score
+from bench.runner.stages.score import Skipped, score
 
 
 def missing_metrics(stored: CellPayload | None, specs: Mapping[str, Mapping[str, Any]]) -> list[str] | None:
@@ -57,7 +57,8 @@ def rescore(
     device: torch.device,
 ) -> CellPayload:
     """Score the metrics ``missing`` of a stored cell on its stored outputs (``sr/<image>``, ``x/<image>``) and the
-    dataset's HR; each new row copies its image's stored row (cell, sigma and attack columns)."""
+    dataset's HR; each new row copies its image's stored row (cell, sigma and attack columns). Without ground truth
+    a full-reference metric's rows are ``skipped`` with the reason."""
     templates: dict[str, dict[str, Any]] = {}
     for rec in stored.records:
         templates.setdefault(rec["image"], rec)
@@ -67,7 +68,10 @@ def rescore(
         hr = prepare(dataset, name, scale, device).hr
         for metric_name, values in score(todo, tensors[f"sr/{name}"], hr, tensors[f"x/{name}"]).items():
             spec = todo[metric_name].spec.as_dict()
-            if isinstance(values, BaseException):
+            if isinstance(values, Skipped):
+                row = rescored_row(template, metric_name, float("nan"), spec)
+                row.update(status=STATUS_SKIPPED, error=values.reason)
+            elif isinstance(values, BaseException):
                 row = rescored_row(template, metric_name, float("nan"), spec)
                 row["error"] = error_text(values)
             else:
@@ -76,7 +80,7 @@ def rescore(
     payload = merge(stored, specs, set(missing), None)
     payload.records += new
     payload.metric_specs.update({m: todo[m].spec.as_dict() for m in missing})
-    failures = sum(r["status"] != STATUS_OK for r in new)
+    failures = sum(r["status"] == STATUS_FAILED for r in new)
     if failures:
         payload.status, payload.error = STATUS_FAILED, f"{failures} failure rows"
     return payload

@@ -2,16 +2,23 @@
 
 A metric that fails on its input with one of :data:`METRIC_DATA_ERRORS` (an image too small for it, say) fails its
 rows for that batch and the other metrics go on; any other exception (a bug, CUDA out of memory) surfaces.
+
+Without ground truth (``hr`` None: NTIRE 2020 track 2 / DPED) only the no-reference metrics run (the spec's
+``full_reference`` false, e.g. ``niqe``, ``brisque``, ``piqe``, ``lr_psnr_input`` -- SR against the LR input); each
+full-reference one (``psnr``, ``ssim``, ``lpips_*``, ``lr_psnr`` -- the NTIRE 2021 variant downscales the HR --,
+``diversity``) is :class:`Skipped` with :data:`~bench.results.schema.NO_GROUND_TRUTH`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from bench.errors import BadOutput, BenchError
+from bench.results.schema import NO_GROUND_TRUTH
 
 #: What a metric raises for inputs it cannot score (the metrics validate their inputs with ValueError).
 METRIC_DATA_ERRORS: tuple[type[BaseException], ...] = (BenchError, ValueError)
@@ -19,19 +26,48 @@ CERT_WIDTH = "cert_width"
 CERT_PSNR = "cert_psnr"
 
 
-def build_metrics(entries: Sequence[Any], device: torch.device) -> dict[str, torch.nn.Module]:
-    """The matrix's metrics (``MetricEntry``: name, crop_border), built once per run, in eval mode on ``device``."""
-    from bench.metrics import build_metric
+@dataclass(frozen=True)
+class Skipped:
+    """A metric not computed by design (a full-reference metric without ground truth); ``reason`` goes in the row."""
 
-    return {e.name: build_metric(e.name, crop_border=e.crop_border).to(device).eval() for e in entries}
+    reason: str
+
+
+def needs_ground_truth(metric: torch.nn.Module) -> bool:
+    """Whether the metric needs the HR: its spec says ``full_reference``."""
+    return bool(metric.spec.full_reference)
+
+
+def build_metrics(entries: Sequence[Any], device: torch.device, scale: int | None = None) -> dict[str, torch.nn.Module]:
+    """The matrix's metrics (``MetricEntry``: name, crop_border), built once per run, in eval mode on ``device``;
+    a metric whose constructor takes ``scale`` (LR-PSNR: it downscales the SR by it) gets the matrix's ``scale``."""
+    import inspect
+
+    from bench.metrics import METRICS, build_metric
+
+    out = {}
+    for e in entries:
+        kwargs: dict[str, Any] = {"crop_border": e.crop_border}
+        if scale is not None and e.name in METRICS:
+            try:
+                if "scale" in inspect.signature(METRICS.get(e.name)).parameters:
+                    kwargs["scale"] = scale
+            except (TypeError, ValueError):  # no signature to read: the metric's defaults
+                pass
+        out[e.name] = build_metric(e.name, **kwargs).to(device).eval()
+    return out
 
 
 def score(
-    metrics: Mapping[str, torch.nn.Module], sr: torch.Tensor, hr: torch.Tensor, x: torch.Tensor
-) -> dict[str, list[float] | BaseException]:
-    """``{metric: one float per image}``, or the data error a metric raised on this batch."""
-    out: dict[str, list[float] | BaseException] = {}
+    metrics: Mapping[str, torch.nn.Module], sr: torch.Tensor, hr: torch.Tensor | None, x: torch.Tensor
+) -> dict[str, list[float] | BaseException | Skipped]:
+    """``{metric: one float per image}``, the data error a metric raised on this batch, or :class:`Skipped` for a
+    full-reference metric when ``hr`` is None."""
+    out: dict[str, list[float] | BaseException | Skipped] = {}
     for name, metric in metrics.items():
+        if hr is None and needs_ground_truth(metric):
+            out[name] = Skipped(NO_GROUND_TRUTH)
+            continue
         try:
             with torch.no_grad():
                 values = metric(sr, hr, x).detach().double().cpu().reshape(-1).tolist()
