@@ -43,7 +43,8 @@ their base card, besides the adaptive (EOT) ones. ``loss`` is the attack loss (a
 :data:`bench.attacks.ATTACK_LOSSES` or ``{name, **params}``; default ``l1_perceptual``, CertSR's). A cell is
 (method, dataset, condition, attack setting, seed).
 
-Defaults: ``crop_border`` of the PSNR/SSIM family (names starting ``psnr``/``ssim``) is the scale, 0 for the others;
+Defaults: ``crop_border`` is the metric class's :meth:`~bench.metrics.base.Metric.default_crop_border` (the scale for
+the PSNR/SSIM family, which declares ``default_crop = "scale"``, 0 for the others);
 a condition's ``severity`` is its single parameter's value (0 for ``clean``, ``k=v,...`` for several) unless given;
 ``attack: none`` and ``epsilon: 0`` are reserved for attacks.
 

@@ -41,7 +41,6 @@ from bench.runner.matrix_spec import (
     ValidationSpec,
 )
 
-_SCALE_CROPPED_PREFIXES = ("psnr", "ssim")
 _ADAPTERS: dict[Any, TypeAdapter] = {}
 
 
@@ -190,9 +189,9 @@ def _metrics(raw: Any, scale: int, problems: list[str]) -> list[MetricEntry]:
         except KeyError as exc:
             problems.append(f"{where}: {_msg(exc)}")
             continue
-        default = scale if name.startswith(_SCALE_CROPPED_PREFIXES) else 0
-        crop = spec.crop_border if spec.crop_border is not None else default
-        rejected = _bind(METRICS.get(name), {"crop_border": crop})
+        factory = METRICS.get(name)
+        crop = spec.crop_border if spec.crop_border is not None else factory.default_crop_border(scale)
+        rejected = _bind(factory, {"crop_border": crop})
         if rejected:
             problems.append(f"{where}.crop_border: the metric rejects crop_border={crop}: {rejected}")
             continue

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
 from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset
+from bench.metrics import METRICS
 from bench.results.schema import STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
 from bench.runner.cells import Cell, shard
 from bench.runner.matrix import DatasetEntry, Matrix
@@ -62,7 +63,7 @@ from bench.runner.stages.plan import plan
 from bench.runner.stages.prepare import Item, prepare
 from bench.runner.stages.record import Rows, cell_labels
 from bench.runner.stages.rescore import merge, missing_metrics, rescore
-from bench.runner.stages.score import build_metrics, certified_specs, certified_values, score
+from bench.runner.stages.score import CERT_PSNR_METRIC, build_metrics, certified_specs, certified_values, score
 from bench.runner.stages.sigma import SigmaSelector
 from bench.runner.store import Store
 
@@ -417,8 +418,10 @@ class Runner:
 
     def _certified_rows(self, certificate, hr, names, keep, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
         """The ``cert_width@eps`` / ``cert_psnr@eps`` rows of a batch (see :func:`certified_specs`)."""
-        psnr = next((m for m in self.matrix.metrics if m.name == "psnr"), None)
-        crop = psnr.crop_border if psnr is not None else self.matrix.scale
+        # cert_psnr is a PSNR: it crops as the matrix's psnr entry does, else as the PSNR class's default crop
+        psnr = next((m for m in self.matrix.metrics if m.name == CERT_PSNR_METRIC), None)
+        default = METRICS.get(CERT_PSNR_METRIC).default_crop_border(self.matrix.scale)
+        crop = psnr.crop_border if psnr is not None else default
         spec = certificate.spec()
         spec["images"] = list(names)
         state.certificates.append(spec)

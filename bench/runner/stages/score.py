@@ -17,6 +17,8 @@ from bench.errors import BadOutput, BenchError
 METRIC_DATA_ERRORS: tuple[type[BaseException], ...] = (BenchError, ValueError)
 CERT_WIDTH = "cert_width"
 CERT_PSNR = "cert_psnr"
+#: The registered metric ``cert_psnr`` is a bound of (its crop follows that metric's matrix entry or class default).
+CERT_PSNR_METRIC = "psnr"
 
 
 def build_metrics(entries: Sequence[Any], device: torch.device) -> dict[str, torch.nn.Module]:
