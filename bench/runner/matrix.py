@@ -30,7 +30,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
       certify: {epsilons: [0.005, 0.01, 0.02], n_samples: 100, alpha: 0.001}
 
 Conditions may declare ``severities: [1, 3, 5]`` instead of ``params``: the entry expands into one condition per
-level, named ``<name>-s<level>``, with the parameters of :data:`bench.corruptions.severity.SEVERITIES` and
+level, named ``<name>-s<level>``, with the parameters the corruption class declares (its ``severities``) and
 ``family: <name>`` (the report draws metric-vs-severity curves per family).
 
 Attacks (``attacks:``): each entry names a registered attack (:data:`bench.attacks.ATTACKS`) and its ``params``; an

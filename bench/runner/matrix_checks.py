@@ -135,7 +135,7 @@ def _default_severity(params: Mapping[str, Any]) -> Any:
 
 def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
     from bench.corruptions import CORRUPTIONS, build_corruption
-    from bench.corruptions.severity import SEVERITIES, corruption_at
+    from bench.corruptions.severity import corruption_at, families
 
     out: list[Condition] = []
     for spec in _entries(raw, ConditionSpec):
@@ -146,11 +146,10 @@ def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
             problems.append(f"{where}.corruption: {_msg(exc)}")
             continue
         if spec.severities is not None:
-            if corruption not in SEVERITIES:
-                problems.append(
-                    f"{where}.severities: corruption {corruption!r} has no severity table; "
-                    f"known: {', '.join(SEVERITIES)}"
-                )
+            scale = CORRUPTIONS.get(corruption).severities
+            if not scale:
+                known = ", ".join(families())
+                problems.append(f"{where}.severities: corruption {corruption!r} has no severity table; known: {known}")
                 continue
             for level in spec.severities:
                 try:
@@ -158,7 +157,7 @@ def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
                 except (KeyError, ValueError) as exc:
                     problems.append(f"{where}.severities: severity {level}: {_msg(exc)}")
                     continue
-                params = dict(SEVERITIES[corruption][level - 1])
+                params = dict(scale[level - 1])
                 out.append(Condition(f"{spec.name}-s{level}", corruption, params, level, family=spec.name))
             continue
         rejected = _bind(CORRUPTIONS.get(corruption), spec.params)
