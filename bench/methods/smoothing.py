@@ -98,8 +98,7 @@ def default_max_batch(device: torch.device, lr_pixels: int, grad: bool = False) 
 def _build_base(base: str | Mapping[str, Any] | Method) -> tuple[Method, str]:
     """A base method from a card name, an ``{adapter, args}`` mapping, or an instance; with a name for provenance."""
     if isinstance(base, Method):
-        card = getattr(base, "card", None)
-        return base, card.name if card is not None else type(base).__name__
+        return base, base.label
     if isinstance(base, Mapping):
         unknown = set(base) - {"adapter", "args"}
         if "adapter" not in base or unknown:

@@ -77,6 +77,11 @@ class Metric(torch.nn.Module):
     default_crop: ClassVar[Literal["scale", 0]] = 0
 
     @classmethod
+    def static_spec(cls, crop_border: int = 0) -> MetricSpec | None:
+        """The spec known without building the metric (a backend not installed here), else ``None``: build it."""
+        return None
+
+    @classmethod
     def default_crop_border(cls, scale: int) -> int:
         """The ``crop_border`` of this metric when a matrix names none: ``scale`` or 0 (:attr:`default_crop`)."""
         if cls.default_crop == "scale":
