@@ -181,7 +181,6 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
         return []
     metrics = [first] + [m for m in metrics if m != first]
     methods = data.order("method")
-    titles = {name: p.get("title", name) for name, p in data.info.get("methods", {}).items()}
     out = []
     for dataset in data.order("dataset"):
         tables = []
@@ -229,7 +228,7 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
                     {
                         "rank": int(r["rank"]),
                         "method": method,
-                        "title": titles.get(method, method),
+                        "title": data.info.method_title(method),
                         "cells": cells,
                         "partial": bool(r["partial"]),
                         "empty": all(c["value"] == "" for c in cells),
