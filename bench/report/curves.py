@@ -180,7 +180,9 @@ def severity_series(data: RunData, metrics: Sequence[str] | None = None) -> list
             families.setdefault(c["family"], {})[c["name"]] = float(c["severity"])
     if not families:
         return []
-    clean_name = next((c["name"] for c in conditions if c.get("corruption") == "clean"), None)
+    from bench.report.overview import CLEAN, threat_family
+
+    clean_name = next((c["name"] for c in conditions if threat_family(c.get("corruption")) == CLEAN), None)
     records = _ok(data.records)
     records = records[records["attack"] == NO_ATTACK]
     metrics = list(metrics) if metrics is not None else _curve_metrics(data)
