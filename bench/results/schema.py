@@ -430,9 +430,13 @@ class RunInfo:
             world_size=self.world_size,
             lr_synthesis=self.lr_synthesis,
             started=self.started,
-            first_started=self.first_started,
-            finished=self.finished,
         )
+        # written only once known: the runner reads "first_started" with a fallback to "started", and "finished"
+        # is absent until the run ends
+        if self.first_started is not None:
+            out["first_started"] = self.first_started
+        if self.finished is not None:
+            out["finished"] = self.finished
         return out
 
     @classmethod

@@ -42,7 +42,6 @@ INFO = {
     "lr_synthesis": "MATLAB bicubic",
     "started": "2026-01-02T00:00:00Z",
     "first_started": "2026-01-01T00:00:00Z",
-    "finished": None,
     "added_by_a_newer_runner": {"kept": True},
 }
 
@@ -70,6 +69,17 @@ def test_matrix_names_in_the_matrix_order() -> None:
     assert (matrix.scale, matrix.seeds, matrix.overrides, matrix.attack_images) == (4, (0, 1), ("seeds=[0,1]",), 2)
     with pytest.raises(ValueError, match="unknown matrix axis 'seed'"):
         matrix.names("seed")
+
+
+def test_a_resumed_run_keeps_its_first_start(tmp_path: Path) -> None:
+    """What the runner does on a second start: read run.json, carry the first start over (absent keys stay absent)."""
+    store = Store(tmp_path / "run")
+    store.write_run_info({k: v for k, v in INFO.items() if k != "first_started"})
+    previous = store.read_run_info()
+    assert "first_started" not in previous and "finished" not in previous
+    assert previous.get("first_started", previous["started"]) == INFO["started"]
+    store.write_run_info({**previous, "finished": "2026-01-03T00:00:00Z"})
+    assert store.read_info().finished == "2026-01-03T00:00:00Z"
 
 
 def test_a_minimal_old_run_json_reads_with_defaults() -> None:
