@@ -99,6 +99,5 @@ class Method(torch.nn.Module):
         return p.device
 
     def extra_repr(self) -> str:
-        return (
-            f"scale={self.scale}, differentiable={self.differentiable}, stochastic={self.stochastic}, tile={self.tile}"
-        )
+        caps = self.capabilities
+        return f"scale={self.scale}, differentiable={caps.differentiable}, stochastic={caps.stochastic}, tile={self.tile}"
