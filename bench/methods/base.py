@@ -100,4 +100,5 @@ class Method(torch.nn.Module):
 
     def extra_repr(self) -> str:
         caps = self.capabilities
-        return f"scale={self.scale}, differentiable={caps.differentiable}, stochastic={caps.stochastic}, tile={self.tile}"
+        flags = f"differentiable={caps.differentiable}, stochastic={caps.stochastic}"
+        return f"scale={self.scale}, {flags}, tile={self.tile}"
