@@ -49,3 +49,9 @@ def test_a_bad_declaration_is_refused() -> None:
 
     with pytest.raises(ValueError, match="default_crop must be 'scale' or 0"):
         Bad.default_crop_border(4)
+
+
+def test_a_new_metric_class_gets_its_default_from_its_declaration_not_its_name() -> None:
+    assert _Ratio.default_crop_border(4) == 0  # named like the PSNR family, declares no crop
+    assert _Edges.default_crop_border(4) == 4 and _Edges.default_crop_border(3) == 3  # declares "scale"
+    assert Metric.default_crop_border(4) == 0  # the base's default
