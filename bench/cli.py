@@ -83,7 +83,7 @@ def error_line(exc: BaseException) -> str:
         message = exc.message or str(exc)
     else:
         message = str(exc)
-    fix = getattr(exc, "fix", None)
+    fix = exc.fix if isinstance(exc, BenchError) else None
     return "error: " + _one_line(message) + (f"; fix: {_one_line(fix)}" if fix else "")
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from bench.errors import AttackRefused
 from bench.images import check_batch
+from bench.methods.base import Method
 from bench.results.schema import AttackMode
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class Attack:
         self.eot_samples = None if eot_samples is None else int(eot_samples)
         self.restarts = int(restarts)
         self.surrogate = surrogate
-        self._surrogates: dict[tuple[str, str], nn.Module] = {}
+        self._surrogates: dict[tuple[str, str], Method] = {}
 
     # --- to be written by subclasses -------------------------------------------------------------------------------
     def perturb(
@@ -265,10 +266,9 @@ class Attack:
             return None
         if isinstance(self.surrogate, str):
             return self.surrogate
-        card = getattr(self.surrogate, "card", None)
-        return getattr(card, "name", None) or type(self.surrogate).__name__
+        return self._name(self.surrogate)
 
-    def _resolve_surrogate(self, device: torch.device) -> nn.Module | None:
+    def _resolve_surrogate(self, device: torch.device) -> Method | None:
         if self.surrogate is None or not isinstance(self.surrogate, str):
             return self.surrogate
         key = (self.surrogate, str(device))
@@ -285,8 +285,8 @@ class Attack:
             self.loss = build_loss("l1_perceptual")
         return self.loss.to(device)
 
-    def _samples(self, method: nn.Module) -> int:
-        if not getattr(method, "stochastic", False):
+    def _samples(self, method: Method) -> int:
+        if not method.capabilities.stochastic:
             if self.eot_samples not in (None, 1):
                 logger.debug(
                     "%s is deterministic: EOT uses 1 sample instead of %s", type(method).__name__, self.eot_samples
@@ -295,12 +295,11 @@ class Attack:
         return self.eot_samples if self.eot_samples is not None else DEFAULT_EOT_SAMPLES
 
     @staticmethod
-    def _name(method: nn.Module) -> str:
-        card = getattr(method, "card", None)
-        return getattr(card, "name", None) or type(method).__name__
+    def _name(method: Method) -> str:
+        return method.label
 
     @torch.no_grad()
-    def _clean_target(self, method: nn.Module, x: torch.Tensor, samples: int, generator, counts) -> torch.Tensor:
+    def _clean_target(self, method: Method, x: torch.Tensor, samples: int, generator, counts) -> torch.Tensor:
         out = torch.zeros(x.shape[0], 3, *self._out_size(method, x), device=x.device)
         for _ in range(samples):
             out += method(x, generator).float()
@@ -308,11 +307,17 @@ class Attack:
         return out / samples  # unclamped, like the outputs the loss compares it with
 
     @staticmethod
-    def _out_size(method: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-        s = int(getattr(method, "scale", 4))
+    def _out_size(method: Method, x: torch.Tensor) -> tuple[int, int]:
+        s = int(method.scale)
         return x.shape[-2] * s, x.shape[-1] * s
 
-    def _check_inputs(self, method: nn.Module, lr: torch.Tensor, hr: torch.Tensor | None) -> None:
+    def _check_inputs(self, method: Method, lr: torch.Tensor, hr: torch.Tensor | None) -> None:
+        for role, m in (("method", method), ("surrogate", self.surrogate)):
+            if m is not None and not isinstance(m, (Method, str)):
+                raise AttackError(
+                    f"the attacked {role} is a {type(m).__name__}, not a bench Method (its capabilities are unknown); "
+                    "wrap it in a bench.methods.base.Method subclass"
+                )
         check_batch(lr, "lr")
         if float(lr.min()) < 0.0 or float(lr.max()) > 1.0:
             raise AttackError("lr must be in [0, 1]")
@@ -329,7 +334,7 @@ class Attack:
 
     def __call__(
         self,
-        method: nn.Module,
+        method: Method,
         lr: torch.Tensor,
         hr: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
@@ -345,7 +350,7 @@ class Attack:
         surrogate = self._resolve_surrogate(device)
         attacked = surrogate if surrogate is not None else method
         transfer = surrogate is not None
-        if self.needs_gradient and not getattr(attacked, "differentiable", True):
+        if self.needs_gradient and not attacked.capabilities.differentiable:
             hint = (
                 "choose a differentiable surrogate"
                 if transfer
@@ -355,17 +360,18 @@ class Attack:
                 f"{type(self).__name__} needs gradients, but method {self._name(attacked)!r} is not differentiable; "
                 f"{hint}"
             )
-        stochastic = bool(getattr(attacked, "stochastic", False) or getattr(method, "stochastic", False))
+        stochastic = attacked.capabilities.stochastic or method.capabilities.stochastic
         if generator is None and (self.random_start or stochastic):
             raise AttackError(
                 f"{type(self).__name__} on {self._name(method)!r} needs a torch.Generator (seed per cell)"
             )
-        if self.needs_gradient and self.target == "clean" and not self.random_start and not attacked.stochastic:
+        stochastic_attacked = attacked.capabilities.stochastic
+        if self.needs_gradient and self.target == "clean" and not self.random_start and not stochastic_attacked:
             raise AttackError(
                 f"{type(self).__name__} starts at the clean input, where the no-reference loss is at its minimum and "
                 "its gradient is zero; use an attack with a random start (pgd) for target='clean'"
             )
-        mode = AttackMode.decide(transfer=transfer, gradient=self.needs_gradient, stochastic=attacked.stochastic)
+        mode = AttackMode.decide(transfer=transfer, gradient=self.needs_gradient, stochastic=stochastic_attacked)
         loss = self._loss(device)
         method.eval()
         attacked.eval()

@@ -112,7 +112,8 @@ def attack_command(args: argparse.Namespace) -> int:
     write_image(x_adv[0].cpu(), args.out)
 
     def sr(x: torch.Tensor) -> torch.Tensor:
-        return method.super_resolve(x, make_generator(args.seed + 1, device) if method.stochastic else None)
+        generator = make_generator(args.seed + 1, device) if method.capabilities.stochastic else None
+        return method.super_resolve(x, generator)
 
     psnr = build_metric("psnr", crop_border=method.scale)
     clean = attack.clean_input(lr, hr)
@@ -122,7 +123,7 @@ def attack_command(args: argparse.Namespace) -> int:
     psnr_adv = float(psnr(sr_adv, reference)[0])
     linf = float((x_adv - clean).abs().max()) * 255
     print(
-        f"{args.attack} on {method.card.name} ({result.mode}): {result.forward_count} forward, "
+        f"{args.attack} on {method.label} ({result.mode}): {result.forward_count} forward, "
         f"{result.backward_count} backward, {result.seconds:.2f} s; ||x_adv - x||_inf = {linf:.2f}/255"
     )
     print(f"loss ({describe(result.spec['loss'])}): {result.loss_clean[0]:.5f} -> {result.loss_adv[0]:.5f}")

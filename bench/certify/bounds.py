@@ -272,10 +272,14 @@ def certify(
     Returns:
         A :class:`Certificate`. Memory: n_samples * N * 3 * H * W * 4 bytes of predictions.
     """
+    from bench.methods.base import Method
+
     check_batch(lr, "lr")
-    sigma = getattr(method, "sigma", None)
+    if not isinstance(method, Method) or not method.capabilities.smoothed:
+        raise ValueError(f"certification needs a median-smoothing method with sigma > 0, got {type(method).__name__}")
+    sigma = method.sigma
     if sigma is None:
-        raise ValueError("certification needs a median-smoothing method with sigma > 0")
+        raise ValueError("certification needs a median-smoothing method with sigma > 0 (its sigma is not set)")
     _check_alpha(alpha)
     epsilons = tuple(float(e) for e in epsilons)
     if not epsilons:

@@ -22,10 +22,12 @@ import inspect
 import logging
 import random
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from types import FunctionType
 from typing import Any
 
 import torch
 
+from bench.data.base import Sample
 from bench.images import modcrop, quantize
 from bench.metrics.base import Metric
 from bench.seeding import make_generator, seed_from
@@ -90,8 +92,8 @@ def _as_pair(item: Any, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
         hr, lr = item, None
     elif isinstance(item, tuple) and len(item) == 2:
         hr, lr = item
-    elif hasattr(item, "hr"):
-        hr, lr = item.hr, getattr(item, "lr", None)
+    elif isinstance(item, Sample):
+        hr, lr = item.hr, item.lr
     else:
         raise TypeError(f"a validation image is an HR tensor, an (hr, lr) pair or a Sample, got {type(item).__name__}")
     hr = modcrop(hr if hr.ndim == 4 else hr.unsqueeze(0), scale).float()
@@ -165,7 +167,7 @@ def select_sigma(
             raise ValueError(f"validation and evaluation images overlap: {overlap}")
     device = torch.device(device)
     scorer = _metric(metric, device)
-    higher = bool(getattr(getattr(scorer, "spec", None), "higher_is_better", False))
+    higher = scorer.spec.higher_is_better if isinstance(scorer, Metric) else False  # a bare callable: lower is better
     adaptive = condition_fn is not None and _condition_takes_method(condition_fn)
 
     prepared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -207,8 +209,9 @@ def _metric(metric: str | Metric | Callable[..., torch.Tensor], device: torch.de
 
 
 def _metric_name(scorer: Any) -> str:
-    spec = getattr(scorer, "spec", None)
-    return spec.name if spec is not None else getattr(scorer, "__name__", type(scorer).__name__)
+    if isinstance(scorer, Metric):
+        return scorer.spec.name
+    return scorer.__name__ if isinstance(scorer, FunctionType) else type(scorer).__name__
 
 
 def _key(sigma: float | None) -> str:
@@ -230,7 +233,7 @@ def selection_record(
     ``metric`` (name, and the spec when the metric carries one), ``images`` (the validation names), ``seed``,
     ``paper_sigma`` (the paper's value for this condition, or None when it gives none), ``rule``.
     """
-    spec = getattr(metric, "spec", None)
+    spec = metric.spec if isinstance(metric, Metric) else None
     try:
         paper = paper_sigma(condition)
     except KeyError:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,10 @@ class AnisotropicGaussianBlur(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("sigma_x", "sigma_y", "angle", "size")
+    family: ClassVar[str] = "blur"
+    severities: ClassVar[Severities] = severity_scale(
+        *({"sigma_x": sx, "sigma_y": sy} for sx, sy in ((0.8, 0.4), (1.2, 0.5), (1.6, 0.6), (2.0, 0.8), (2.5, 1.0)))
+    )
     stochastic: ClassVar[bool] = True
 
     def __init__(self, sigma_x: float = 2.0, sigma_y: float = 0.8, angle: float | None = None, size: int | None = None):

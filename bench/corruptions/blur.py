@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class GaussianBlur(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("size", "sigma")
+    family: ClassVar[str] = "blur"
+    severities: ClassVar[Severities] = severity_scale(
+        *({"size": 2 * math.ceil(3 * s) + 1, "sigma": s} for s in (0.5, 0.8, 1.2, 1.6, 2.0))
+    )
     stochastic: ClassVar[bool] = False
 
     def __init__(self, size: int = 10, sigma: float = 0.3) -> None:

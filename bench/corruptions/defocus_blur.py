@@ -15,7 +15,7 @@ import torch
 
 from bench.corruptions import CORRUPTIONS
 from bench.corruptions.aniso_blur import filter2d
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class DefocusBlur(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("radius",)
+    family: ClassVar[str] = "blur"
+    severities: ClassVar[Severities] = severity_scale(*({"radius": r} for r in (1.0, 1.5, 2.0, 2.5, 3.0)))
     stochastic: ClassVar[bool] = False
 
     def __init__(self, radius: float = 2.0) -> None:

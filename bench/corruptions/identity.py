@@ -18,6 +18,7 @@ class Clean(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ()
+    family: ClassVar[str] = "clean"
     stochastic: ClassVar[bool] = False
 
     def __call__(self, lr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

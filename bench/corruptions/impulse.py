@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ class ImpulseNoise(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("amount",)
+    family: ClassVar[str] = "noise"
+    severities: ClassVar[Severities] = severity_scale(*({"amount": a} for a in (0.005, 0.01, 0.02, 0.05, 0.1)))
     stochastic: ClassVar[bool] = True
 
     def __init__(self, amount: float = 0.02) -> None:

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 from bench.images import to_uint8, uint8_to_tensor
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class JPEG(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("quality",)
+    family: ClassVar[str] = "jpeg"
+    severities: ClassVar[Severities] = severity_scale(*({"quality": q} for q in (90, 70, 50, 30, 10)))
     stochastic: ClassVar[bool] = False
 
     def __init__(self, quality: int = 30) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from bench.corruptions import CORRUPTIONS
 from bench.corruptions.aniso_blur import filter2d, uniform_draws
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class MotionBlur(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("length", "angle")
+    family: ClassVar[str] = "blur"
+    severities: ClassVar[Severities] = severity_scale(*({"length": n} for n in (3.0, 5.0, 7.0, 9.0, 11.0)))
     stochastic: ClassVar[bool] = True
 
     def __init__(self, length: float = 5.0, angle: float | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ class GaussianNoise(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("sigma",)
+    family: ClassVar[str] = "noise"
+    severities: ClassVar[Severities] = severity_scale(*({"sigma": s} for s in (0.01, 0.02, 0.03, 0.05, 0.08)))
     stochastic: ClassVar[bool] = True
 
     def __init__(self, sigma: float = 0.03) -> None:

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 
 from bench.corruptions import CORRUPTIONS
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class PoissonNoise(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("peak",)
+    family: ClassVar[str] = "noise"
+    severities: ClassVar[Severities] = severity_scale(*({"peak": p} for p in (5000.0, 1250.0, 555.0, 200.0, 78.0)))
     stochastic: ClassVar[bool] = True
 
     def __init__(self, peak: float = 555.0) -> None:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from bench.corruptions import CORRUPTIONS
 from bench.corruptions.aniso_blur import filter2d, kernel_grid, quadratic_form
-from bench.corruptions.base import Corruption
+from bench.corruptions.base import Corruption, Severities, severity_scale
 from bench.images import quantize, to_uint8, uint8_to_tensor
 
 logger = logging.getLogger(__name__)
@@ -252,6 +252,8 @@ class RealESRGANPipeline(Corruption):
     """
 
     params: ClassVar[tuple[str, ...]] = ("strength",)
+    family: ClassVar[str] = "mixed"
+    severities: ClassVar[Severities] = severity_scale(*({"strength": s} for s in (0.2, 0.4, 0.6, 0.8, 1.0)))
     stochastic: ClassVar[bool] = True
 
     def __init__(self, strength: float = 1.0) -> None:

@@ -1,4 +1,8 @@
-"""Five severities per corruption family: the parameters of severity 1 (mild) .. 5 (strong), one table.
+"""Five severities per corruption family: the parameters of severity 1 (mild) .. 5 (strong).
+
+Each corruption class declares its own scale (``severities``, built with
+:func:`~bench.corruptions.base.severity_scale`) and its threat ``family`` next to its code; this module gathers
+them (:data:`SEVERITIES`, a read-only view of the registry) and holds the papers' exact conditions.
 
 All amounts are on the LR image (the runner corrupts the bicubic LR), in LR pixels and on the [0, 1] scale. Where a
 paper fixes a level, it sits on the scale: CertSR's sensor noise N(0, 0.03^2) is ``gaussian_noise`` severity 3;
@@ -24,34 +28,30 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from bench.corruptions import build_corruption
-from bench.corruptions.base import Corruption
+from bench.corruptions import CORRUPTIONS, build_corruption
+from bench.corruptions.base import LEVELS, Corruption, Severities
 
 logger = logging.getLogger(__name__)
 
-LEVELS = (1, 2, 3, 4, 5)
+__all__ = [
+    "LEVELS",
+    "PAPER_CONDITIONS",
+    "SEVERITIES",
+    "corruption_at",
+    "families",
+    "paper_condition",
+    "severity_params",
+    "severity_tables",
+]
 
 
-def _table(**rows: tuple[dict[str, Any], ...]) -> Mapping[str, tuple[Mapping[str, Any], ...]]:
-    for family, levels in rows.items():
-        if len(levels) != len(LEVELS):
-            raise ValueError(f"{family}: expected {len(LEVELS)} severities, got {len(levels)}")
-    return MappingProxyType({f: tuple(MappingProxyType(dict(p)) for p in levels) for f, levels in rows.items()})
+def severity_tables() -> dict[str, Severities]:
+    """``{registered name: severities}`` of the registered corruptions that declare a severity scale."""
+    return {name: cls.severities for name, cls in CORRUPTIONS.items() if cls.severities}
 
 
-SEVERITIES: Mapping[str, tuple[Mapping[str, Any], ...]] = _table(
-    gaussian_noise=tuple({"sigma": s} for s in (0.01, 0.02, 0.03, 0.05, 0.08)),
-    poisson_noise=tuple({"peak": p} for p in (5000.0, 1250.0, 555.0, 200.0, 78.0)),
-    impulse_noise=tuple({"amount": a} for a in (0.005, 0.01, 0.02, 0.05, 0.1)),
-    gaussian_blur=tuple({"size": 2 * int(-(-3 * s // 1)) + 1, "sigma": s} for s in (0.5, 0.8, 1.2, 1.6, 2.0)),
-    aniso_blur=tuple(
-        {"sigma_x": sx, "sigma_y": sy} for sx, sy in ((0.8, 0.4), (1.2, 0.5), (1.6, 0.6), (2.0, 0.8), (2.5, 1.0))
-    ),
-    motion_blur=tuple({"length": n} for n in (3.0, 5.0, 7.0, 9.0, 11.0)),
-    defocus_blur=tuple({"radius": r} for r in (1.0, 1.5, 2.0, 2.5, 3.0)),
-    jpeg=tuple({"quality": q} for q in (90, 70, 50, 30, 10)),
-    realesrgan=tuple({"strength": s} for s in (0.2, 0.4, 0.6, 0.8, 1.0)),
-)
+#: The registered corruptions' severity scales at import time (read-only; the classes hold them).
+SEVERITIES: Mapping[str, Severities] = MappingProxyType(severity_tables())
 
 # The papers' exact conditions (corruption, parameters): CertSR seed 001 §5.2.
 PAPER_CONDITIONS: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType(
@@ -64,17 +64,17 @@ PAPER_CONDITIONS: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType
 
 
 def families() -> list[str]:
-    """The corruption families with a severity scale."""
-    return list(SEVERITIES)
+    """The registered corruptions with a severity scale."""
+    return list(severity_tables())
 
 
 def severity_params(family: str, severity: int) -> dict[str, Any]:
-    """The constructor parameters of ``family`` at ``severity`` (1..5); ``KeyError``/``ValueError`` otherwise."""
-    if family not in SEVERITIES:
-        raise KeyError(f"no severity scale for {family!r}; families: {', '.join(SEVERITIES)}")
-    if severity not in LEVELS:
-        raise ValueError(f"severity must be one of {LEVELS}, got {severity!r}")
-    return dict(SEVERITIES[family][severity - 1])
+    """The constructor parameters of corruption ``family`` at ``severity`` (1..5); ``KeyError``/``ValueError``
+    otherwise (an unknown name, a corruption without a scale, a level outside 1..5)."""
+    if family not in CORRUPTIONS or not CORRUPTIONS.get(family).severities:
+        raise KeyError(f"no severity scale for {family!r}; families with one: {', '.join(families())}")
+    cls = CORRUPTIONS.get(family)
+    return cls.severity_params(severity)
 
 
 def corruption_at(family: str, severity: int) -> Corruption:

@@ -22,6 +22,12 @@ A fetch, step by step (nothing is ever left looking ready half-way):
 Status (``datasets list``): ``missing`` (nothing there), ``partial`` (a download or extraction in progress or broken,
 or a folder without marker), ``ready`` (marker present, manifest unchanged, same files and sizes), ``modified`` (files
 added, removed or resized, or the manifest edited since the fetch). ``verify`` re-hashes every file.
+
+Length (over ~500 lines): one class, :class:`DatasetStore`, whose fetch is a single transaction -- resolve, verify,
+extract, check the layout, mark ready, rename, write the lock -- sharing the temporary folder and the lock entries
+between its steps; split across modules, those steps would pass that state through arguments and the ordering
+guarantee (nothing looks ready half-way) would no longer be visible in one place. Lock-file and tree-hash helpers are
+the candidates to move out if it grows.
 """
 
 from __future__ import annotations

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from bench.images import check_batch
+
+if TYPE_CHECKING:
+    from bench.methods.cards import MethodCard
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Method(torch.nn.Module):
         smoothed: median smoothing (has ``sigma`` and ``settings()``); see :attr:`capabilities`.
 
     Attributes:
+        card: the :class:`~bench.methods.cards.MethodCard` the method was built from (set by
+            :func:`~bench.methods.cards.build_method`; ``None`` for a method built directly).
         scale: upscaling factor (4 for every method of the papers).
         tile: LR tile size used by :meth:`super_resolve` for large inputs (``None`` = never tile).
         tile_overlap: LR pixels of overlap between tiles.
@@ -45,6 +50,7 @@ class Method(torch.nn.Module):
     smoothed: ClassVar[bool] = False
     #: set by :func:`bench.methods.cards.build_method` for a card with ``sigma: auto`` (the runner chooses sigma)
     sigma_auto: bool = False
+    card: MethodCard | None = None
 
     def __init__(self, scale: int = 4, tile: int | None = None, tile_overlap: int = 16) -> None:
         super().__init__()
@@ -75,6 +81,11 @@ class Method(torch.nn.Module):
         """:class:`Capabilities` of this instance (a wrapper's differentiability may follow its base)."""
         return Capabilities(bool(self.differentiable), bool(self.stochastic), bool(self.smoothed))
 
+    @property
+    def label(self) -> str:
+        """The method's name in messages and records: its card's name, else its class name."""
+        return self.card.name if self.card is not None else type(self).__name__
+
     def inner(self, card: str) -> Method | None:
         """The wrapped method built from card ``card`` when this method wraps one (a surrogate for free), else None."""
         return None
@@ -88,6 +99,6 @@ class Method(torch.nn.Module):
         return p.device
 
     def extra_repr(self) -> str:
-        return (
-            f"scale={self.scale}, differentiable={self.differentiable}, stochastic={self.stochastic}, tile={self.tile}"
-        )
+        caps = self.capabilities
+        flags = f"differentiable={caps.differentiable}, stochastic={caps.stochastic}"
+        return f"scale={self.scale}, {flags}, tile={self.tile}"

@@ -49,7 +49,7 @@ import torch
 
 from bench.images import check_batch
 from bench.methods import ADAPTERS
-from bench.methods.base import Method
+from bench.methods.base import Capabilities, Method
 from bench.methods.tiling import tiled_forward
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ def default_max_batch(device: torch.device, lr_pixels: int, grad: bool = False) 
 def _build_base(base: str | Mapping[str, Any] | Method) -> tuple[Method, str]:
     """A base method from a card name, an ``{adapter, args}`` mapping, or an instance; with a name for provenance."""
     if isinstance(base, Method):
-        card = getattr(base, "card", None)
-        return base, card.name if card is not None else type(base).__name__
+        return base, base.label
     if isinstance(base, Mapping):
         unknown = set(base) - {"adapter", "args"}
         if "adapter" not in base or unknown:
@@ -137,8 +136,8 @@ class MedianSmoothing(Method):
             ``tile`` sets them.
 
     Attributes:
-        differentiable: the base's (an instance attribute; the class says True).
-        stochastic: True.
+        capabilities: stochastic and smoothed; differentiable when the base is (the class attribute says True, the
+            instance's :attr:`capabilities` follow the base).
         base_name: the card or adapter name of the base (provenance).
     """
 
@@ -163,7 +162,6 @@ class MedianSmoothing(Method):
         super().__init__(scale=model.scale, tile=tile, tile_overlap=tile_overlap)
         self.base = model
         self.base_name = base_name
-        self.differentiable = bool(type(model).differentiable)
         self.sigma = sigma
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -174,6 +172,12 @@ class MedianSmoothing(Method):
         self.max_batch = max_batch
         if n % 2 == 0:
             logger.info("median smoothing with even n=%d takes the lower middle prediction", n)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Stochastic and smoothed; differentiable exactly when the base is (a gradient flows through the selected
+        sample of the base's outputs)."""
+        return Capabilities(differentiable=self.base.capabilities.differentiable, stochastic=True, smoothed=True)
 
     # ------------------------------------------------------------------------------------------------- settings
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -66,10 +66,31 @@ class Metric(torch.nn.Module):
     Subclasses set :attr:`spec` (built in ``__init__`` when it depends on arguments) and implement ``forward``.
     Inputs follow the package convention: (N, 3, H, W) float in [0, 1] on any device; ``hr`` has the size of ``sr``.
     A metric that needs weights loads them in ``__init__`` (from the asset cache) so a batch call is pure compute.
+
+    Class attributes (read without building the metric):
+        needs_weights: asset names the metric loads.
+        default_crop: the ``crop_border`` a matrix gives the metric when it names none: ``"scale"`` (the SR
+            papers' convention for PSNR/SSIM, ``scale`` pixels removed on each side) or ``0`` (default); see
+            :meth:`default_crop_border`. The matrix loader asks the class, never the metric's name.
     """
 
     spec: MetricSpec
-    needs_weights: ClassVar[tuple[str, ...]] = ()  # asset names the metric loads
+    needs_weights: ClassVar[tuple[str, ...]] = ()
+    default_crop: ClassVar[Literal["scale", 0]] = 0
+
+    @classmethod
+    def static_spec(cls, crop_border: int = 0) -> MetricSpec | None:
+        """The spec known without building the metric (a backend not installed here), else ``None``: build it."""
+        return None
+
+    @classmethod
+    def default_crop_border(cls, scale: int) -> int:
+        """The ``crop_border`` of this metric when a matrix names none: ``scale`` or 0 (:attr:`default_crop`)."""
+        if cls.default_crop == "scale":
+            return int(scale)
+        if cls.default_crop == 0:
+            return 0
+        raise ValueError(f"{cls.__name__}.default_crop must be 'scale' or 0, got {cls.default_crop!r}")
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

@@ -62,7 +62,9 @@ def _error(message: str) -> int:
 
 def _with_fix(exc: BaseException) -> str:
     """``str(exc)`` and, for the project's errors that carry one, ``; fix: ...``."""
-    fix = getattr(exc, "fix", None)
+    from bench.errors import BenchError
+
+    fix = exc.fix if isinstance(exc, BenchError) else None
     return f"{exc}; fix: {fix}" if fix else str(exc)
 
 
@@ -72,13 +74,13 @@ def _list_metrics() -> int:
 
     for name, factory in METRICS.items():
         note = ""
-        static = getattr(factory, "static_spec", None)
         try:
+            static = factory.static_spec()
             if static is not None:  # pyiqa metrics: the spec is known without importing pyiqa
-                metric_spec = static()
+                metric_spec = static
                 note = "  [needs pyiqa]"
             else:
-                metric = factory(pretrained=False) if getattr(factory, "needs_weights", ()) else factory()
+                metric = factory(pretrained=False) if factory.needs_weights else factory()
                 metric_spec = metric.spec
         except (TypeError, ValueError, KeyError, OSError, ImportError) as exc:
             print(f"{name}: (spec unavailable: {exc})")

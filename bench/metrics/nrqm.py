@@ -29,6 +29,9 @@ Computation, per image, in float64 on the 8-bit grey image ``g`` (``rgb2gray`` o
 Input: ``sr`` (N, 3, H, W) float in [0, 1], at least 96x96 after the crop; ``hr``/``lr`` ignored (no-reference).
 Output: (N,) float64, higher is better (the human scores it was trained on lie in 0..10). NaN (with a warning) where
 a feature is undefined, e.g. a constant image, on which the release stops with an error. Not differentiable.
+
+Length (over ~500 lines): one paper's algorithm -- three feature families, the steerable pyramid they share, the
+forest evaluator and the score -- kept in one file so that it reads beside the release it follows, step for step.
 """
 
 from __future__ import annotations

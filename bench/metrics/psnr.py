@@ -23,7 +23,7 @@ better. Not differentiable (the 8-bit rounding has no gradient); use LPIPS or L1
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -91,6 +91,7 @@ class PSNR(Metric):
         crop_border: pixels removed on each side before scoring (default 0; the runner passes the scale, 4).
     """
 
+    default_crop: ClassVar[Literal["scale", 0]] = "scale"  # the SR papers crop `scale` pixels per side
     color_space: ClassVar[str] = "rgb"
     definition: ClassVar[str] = "mse over all pixels and channels"
     reference: ClassVar[str] = "skimage peak_signal_noise_ratio(data_range=255) on uint8 RGB"

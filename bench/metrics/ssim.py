@@ -25,7 +25,7 @@ at most 1, higher is better. Not differentiable (8-bit rounding).
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -151,6 +151,7 @@ class SSIM(Metric):
         crop_border: pixels removed on each side before scoring (default 0; the runner passes the scale, 4).
     """
 
+    default_crop: ClassVar[Literal["scale", 0]] = "scale"  # the SR papers crop `scale` pixels per side
     color_space: ClassVar[str] = "rgb"
     reference: ClassVar[str] = "Wang et al. 2004 ssim_index.m per channel, mean over RGB (BasicSR calculate_ssim)"
 

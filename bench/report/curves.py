@@ -42,7 +42,7 @@ DPI = 100
 
 def _curve_metrics(data: RunData) -> list[str]:
     specs = data.specs()
-    declared = [m["name"] for m in data.info.get("matrix", {}).get("metrics", [])]
+    declared = data.info.matrix.names("metric")
     metrics = declared or data.order("metric")
     return [m for m in metrics if not (specs.get(m, {}).get("extra") or {}).get("certified")]
 
@@ -164,7 +164,7 @@ def attack_curves(data: RunData, metrics: Sequence[str] | None = None) -> list[d
 
 
 def _attack_order(data: RunData, sel: pd.DataFrame) -> list[tuple[str, int]]:
-    declared = [a["name"] for a in data.info.get("matrix", {}).get("attacks", [])]
+    declared = data.info.matrix.names("attack")
     found = sel["attack"].dropna().unique().tolist()
     names = [a for a in declared if a in found] + sorted(a for a in found if a not in declared)
     return [(a, i) for i, a in enumerate(names)]
@@ -173,14 +173,16 @@ def _attack_order(data: RunData, sel: pd.DataFrame) -> list[tuple[str, int]]:
 def severity_series(data: RunData, metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The points of the metric-vs-severity curves: one dict per (dataset, family, metric, method) with ``levels``
     (0 = the matrix's clean condition when it has one) and ``values`` (unattacked means over images and seeds)."""
-    conditions = data.info.get("matrix", {}).get("conditions", [])
+    conditions = data.info.matrix.conditions
     families: dict[str, dict[str, float]] = {}
     for c in conditions:
         if c.get("family"):
             families.setdefault(c["family"], {})[c["name"]] = float(c["severity"])
     if not families:
         return []
-    clean_name = next((c["name"] for c in conditions if c.get("corruption") == "clean"), None)
+    from bench.report.overview import CLEAN, threat_family
+
+    clean_name = next((c["name"] for c in conditions if threat_family(c.get("corruption")) == CLEAN), None)
     records = _ok(data.records)
     records = records[records["attack"] == NO_ATTACK]
     metrics = list(metrics) if metrics is not None else _curve_metrics(data)

@@ -83,7 +83,7 @@ def gallery_context(data: RunData, inline: bool = False) -> list[dict[str, Any]]
     mode and path as data): no file or folder name is parsed. Entries whose file is gone are left out."""
     methods = {m: i for i, m in enumerate(data.order("method"))}
     order = {c: i for i, c in enumerate(data.order("condition"))}
-    attack_rank = {a.get("name"): i for i, a in enumerate(data.info.get("matrix", {}).get("attacks") or [])}
+    attack_rank = {a: i for i, a in enumerate(data.info.matrix.names("attack"))}
     groups_by_key: dict[tuple[str, str, str], dict[str, GalleryEntry]] = {}
     for payload in data.payloads:
         for g in payload.gallery:

@@ -108,8 +108,6 @@ def _missing(data: RunData, dataset: str, condition: str, attack: str, epsilon: 
 def _leaderboards(data: RunData) -> list[dict[str, Any]]:
     specs = data.specs()
     metrics = data.order("metric")
-    titles = {name: p.get("title", name) for name, p in data.info.get("methods", {}).items()}
-    conditions = {c["name"]: c for c in data.info.get("matrix", {}).get("conditions", [])}
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     boards = []
     parts = data.entry_parts()
@@ -155,7 +153,7 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                     {
                         "method": entry,
                         "mode": part.mode_text,
-                        "title": titles.get(part.method, part.method),
+                        "title": data.info.method_title(part.method),
                         "cells": cells,
                         "missing": "",
                         "_method": part.method,
@@ -167,11 +165,17 @@ def _leaderboards(data: RunData) -> list[dict[str, Any]]:
                 present.add(row["_method"])
                 row["missing"] = missing.get(row.pop("_method"), "")
             rows += [
-                {"method": m, "mode": "", "title": titles.get(m, m), "cells": [_EMPTY_CELL] * len(shown), "missing": f}
+                {
+                    "method": m,
+                    "mode": "",
+                    "title": data.info.method_title(m),
+                    "cells": [_EMPTY_CELL] * len(shown),
+                    "missing": f,
+                }
                 for m, f in missing.items()
                 if m not in present
             ]
-            cond = conditions.get(condition, {})
+            cond = data.info.matrix.condition(condition)
             boards.append(
                 {
                     "dataset": dataset,
@@ -262,15 +266,15 @@ def render_report(
 
         curves = attack_curves(data) + severity_curves(data)
     info = data.info
-    matrix = info.get("matrix", {})
-    crops = [d for d in matrix.get("datasets", []) if d.get("crop")]
+    matrix = info.matrix
+    crops = [d for d in matrix.datasets if d.get("crop")]
     specs = data.specs()
     fails = failures(data.records)
     context = {
         "run": data.name,
         "info": info,
         "matrix": matrix,
-        "environment": info.get("environment", {}),
+        "environment": info.environment,
         "crops": crops,
         "leaderboards": _leaderboards(data),
         "footnotes": [_describe(specs[m]) for m in data.order("metric") if m in specs],
@@ -279,10 +283,10 @@ def render_report(
         "missing": data.missing,
         "stale": data.stale,
         "smoothing": _smoothing(data),
-        "attacks": matrix.get("attacks") or [],
-        "attack_images": matrix.get("attack_images"),
+        "attacks": list(matrix.attacks),
+        "attack_images": matrix.attack_images,
         "published": _published(),
-        "methods": info.get("methods", {}),
+        "methods": info.methods,
     }
     # --- leaderboard hook: overview, gallery comparison, sortable tables, linked images (bench/report/board.py) ---
     context.update(board_context(data, curves, inline=inline, primary=primary))  # also "curves": linked or inlined

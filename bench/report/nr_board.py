@@ -82,7 +82,7 @@ def nr_boards(data: RunData, datasets: list[str] | None = None) -> list[dict[str
         return []
     specs = data.specs()
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics}
-    titles = {name: p.get("title", name) for name, p in data.info.get("methods", {}).items()}
+    titles = {name: p.get("title", name) for name, p in data.info.methods.items()}
     boards = []
     for dataset in no_reference_datasets(data) if datasets is None else datasets:
         for condition, attack, epsilon in data.scenarios(dataset):

@@ -6,9 +6,10 @@ Computed from the tidy records (:func:`bench.report.tables.records_frame`), neve
   ``ok`` values. An attacked scenario run in several modes (white-box, eot, transfer from another method) counts the
   **worst** mode for the method (the strongest evaluated attack), in the metric's direction.
 * its **threat family** comes from the record's ``corruption`` column (resolved through the corruption registry, so
-  aliases agree) and its ``attack`` column: any attack -> ``attacks``; otherwise :data:`THREAT_FAMILIES` of the
-  corruption (``gaussian_noise`` -> ``noise``, ``gaussian_blur`` -> ``blur``, ``jpeg`` -> ``jpeg``, ...); a
-  corruption not in the table is its own family. The unattacked ``clean`` corruption is the ``clean`` column.
+  aliases agree) and its ``attack`` column: any attack -> ``attacks``; otherwise the ``family`` the corruption class
+  declares (``gaussian_noise`` -> ``noise``, ``gaussian_blur`` -> ``blur``, ``jpeg`` -> ``jpeg``, ...); a
+  corruption the registry does not know (or one declaring no family) is its own family. The unattacked ``clean``
+  corruption (family ``clean``) is the ``clean`` column.
 * per method: ``clean``; one column per family (mean over the family's scenarios); ``mean`` and ``worst`` over all
   threat scenarios (every scenario but clean, each weighted equally; worst in the metric's direction); ``drop`` =
   how much worse ``mean`` is than ``clean`` (positive = worse; ``clean - mean`` for a higher-is-better metric,
@@ -45,19 +46,6 @@ logger = logging.getLogger(__name__)
 
 CLEAN = "clean"
 ATTACKS = "attacks"
-#: Canonical corruption name (see :data:`bench.corruptions.CORRUPTIONS`) -> threat family of the overview.
-THREAT_FAMILIES: dict[str, str] = {
-    "clean": CLEAN,
-    "gaussian_noise": "noise",
-    "poisson_noise": "noise",
-    "impulse_noise": "noise",
-    "gaussian_blur": "blur",
-    "aniso_blur": "blur",
-    "defocus_blur": "blur",
-    "motion_blur": "blur",
-    "jpeg": "jpeg",
-    "realesrgan": "mixed",
-}
 #: Display order of the family columns (families not listed follow, alphabetically).
 FAMILY_ORDER = (CLEAN, "noise", "blur", "jpeg", "mixed", ATTACKS)
 SUMMARY_COLUMNS = ("mean", "worst", "drop")
@@ -72,10 +60,10 @@ def threat_family(corruption: Any, attack: Any = NO_ATTACK) -> str:
     from bench.corruptions import CORRUPTIONS
 
     try:
-        name = CORRUPTIONS.canonical(corruption)
-    except KeyError:
-        name = corruption
-    return THREAT_FAMILIES.get(name, name)
+        cls = CORRUPTIONS.get(corruption)
+    except KeyError:  # a corruption this bench does not know (a run made elsewhere): its own family
+        return corruption
+    return cls.family or CORRUPTIONS.canonical(corruption)
 
 
 def scenario_scores(
@@ -198,7 +186,6 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
         return []
     metrics = [first] + [m for m in metrics if m != first]
     methods = data.order("method")
-    titles = {name: p.get("title", name) for name, p in data.info.get("methods", {}).items()}
     out = []
     for dataset in data.order("dataset"):
         tables = []
@@ -249,7 +236,7 @@ def overview_context(data: RunData, primary: str | None = None) -> list[dict[str
                     {
                         "rank": int(r["rank"]),
                         "method": method,
-                        "title": titles.get(method, method),
+                        "title": data.info.method_title(method),
                         "cells": cells,
                         "partial": bool(r["partial"]),
                         "empty": all(c["value"] == "" and c["mark"] != "skipped" for c in cells),

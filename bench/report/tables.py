@@ -42,6 +42,7 @@ from bench.results.schema import (
     STATUS_SKIPPED,
     AttackMode,
     CellPayload,
+    RunInfo,
 )
 from bench.runner.store import Store
 
@@ -71,7 +72,7 @@ class RunData:
     """What a report is made from: the run's info, its cell payloads, the records and what is missing."""
 
     run_dir: Path
-    info: dict[str, Any]
+    info: RunInfo
     payloads: list[CellPayload]
     records: pd.DataFrame
     missing: list[str] = field(default_factory=list)  # cell keys listed in run.json but not stored
@@ -79,11 +80,11 @@ class RunData:
 
     @property
     def name(self) -> str:
-        return str(self.info.get("run") or self.run_dir.name)
+        return self.info.run or self.run_dir.name
 
     def specs(self) -> dict[str, dict[str, Any]]:
         """metric name -> spec dict (from run.json, else from the records)."""
-        specs = {s["name"]: s for s in self.info.get("metric_specs", [])}
+        specs = {s["name"]: dict(s) for s in self.info.metric_specs}
         for payload in self.payloads:
             for name, spec in payload.metric_specs.items():
                 specs.setdefault(name, spec)
@@ -111,7 +112,7 @@ class RunData:
         if rec.empty:
             return []
         conds = {c: i for i, c in enumerate(self.order("condition"))}
-        attacks = [NO_ATTACK] + [a["name"] for a in self.info.get("matrix", {}).get("attacks", [])]
+        attacks = [NO_ATTACK, *self.info.matrix.names("attack")]
         rank = {a: i for i, a in enumerate(attacks)}
         found = rec[["condition", "attack", "epsilon"]].drop_duplicates()
         keys = [(str(c), str(a), float(e)) for c, a, e in found.itertuples(index=False) if isinstance(c, str)]
@@ -132,13 +133,7 @@ class RunData:
 
     def order(self, column: str) -> list[str]:
         """Display order of methods / datasets / conditions / metrics: the matrix's, then any others found."""
-        matrix = self.info.get("matrix", {})
-        declared = {
-            "method": list(matrix.get("methods", [])),
-            "dataset": [d["name"] for d in matrix.get("datasets", [])],
-            "condition": [c["name"] for c in matrix.get("conditions", [])],
-            "metric": [m["name"] for m in matrix.get("metrics", [])],
-        }.get(column, [])
+        declared = self.info.matrix.names(column) if column in ("method", "dataset", "condition", "metric") else []
         found = [v for v in self.records.get(column, pd.Series(dtype=object)).dropna().unique().tolist()]
         return declared + [v for v in found if v not in declared]
 
@@ -182,11 +177,12 @@ def load_run(run_dir: str | Path) -> RunData:
     """Read a run directory's store."""
     run_dir = Path(run_dir)
     store = Store(run_dir)
-    info = store.read_run_info() or {}
+    info = store.read_info()
     stored = store.keys()
-    if not info and not stored:
+    if info is None and not stored:
         raise FileNotFoundError(f"{run_dir} holds no run (no run.json and no cells/); run `python -m bench run` first")
-    listed = info.get("cells")
+    info = info if info is not None else RunInfo(run=run_dir.name)
+    listed = info.cells
     if listed is None:
         keys = stored
         missing: list[str] = []

@@ -1,6 +1,8 @@
 """The versioned results schema: what a cell file holds, written by the runner and read by the report.
 
-A run directory holds ``cells/<key>.json``, one :class:`CellPayload` each (``version`` :data:`SCHEMA_VERSION`):
+A run directory holds ``run.json``, one :class:`RunInfo` (``version`` :data:`RUN_SCHEMA_VERSION`: the matrix as
+:class:`MatrixInfo`, provenance, the cells' keys), and ``cells/<key>.json``, one :class:`CellPayload` each (``version``
+:data:`SCHEMA_VERSION`):
 
 * ``records``: tidy rows, one per (image, metric) or per failure, with the columns :data:`RECORD_COLUMNS`;
 * ``metric_specs``: ``{metric name: spec}`` of the metrics whose records the cell holds -- a metric added to the
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -305,3 +307,183 @@ class CellPayload:
             raise SchemaError(
                 f"{source}: not a results cell of version {version} ({type(exc).__name__}: {exc})"
             ) from exc
+
+
+#: The ``run.json`` format this code writes; :meth:`RunInfo.from_dict` reads the versions of :data:`RUN_READABLE`.
+RUN_SCHEMA_VERSION = 1
+#: Version 1 is also the format written before ``run.json`` carried a ``version`` field (same keys).
+RUN_READABLE = (1,)
+
+
+def _names(entries: Sequence[Any]) -> list[str]:
+    return [str(e["name"]) for e in entries if isinstance(e, Mapping) and e.get("name") is not None]
+
+
+@dataclass(frozen=True)
+class MatrixInfo:
+    """The matrix as ``run.json`` stores it (:meth:`bench.runner.matrix.Matrix.as_dict`), read once for the report.
+
+    The entries of ``datasets``, ``conditions``, ``metrics`` and ``attacks`` stay the stored mappings (their identity
+    forms: ``name`` and the settings); :meth:`names` gives their names in the matrix's order. ``raw`` is the whole
+    stored mapping (written back unchanged by :meth:`RunInfo.as_dict`).
+    """
+
+    name: str = "?"
+    description: str = ""
+    source: str = ""
+    overrides: tuple[str, ...] = ()
+    scale: int | None = None
+    seeds: tuple[int, ...] = ()
+    methods: tuple[str, ...] = ()
+    datasets: tuple[Mapping[str, Any], ...] = ()
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    metrics: tuple[Mapping[str, Any], ...] = ()
+    attacks: tuple[Mapping[str, Any], ...] = ()
+    attack_images: int | None = None
+    sr_space: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    AXES = ("method", "dataset", "condition", "metric", "attack")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MatrixInfo:
+        def entries(key: str) -> tuple[Mapping[str, Any], ...]:
+            return tuple(dict(e) for e in data.get(key) or [])
+
+        scale = data.get("scale")
+        return cls(
+            name=str(data.get("name") or "?"),
+            description=str(data.get("description") or ""),
+            source=str(data.get("source") or ""),
+            overrides=tuple(str(o) for o in data.get("overrides") or []),
+            scale=None if scale is None else int(scale),
+            seeds=tuple(int(s) for s in data.get("seeds") or []),
+            methods=tuple(str(m) for m in data.get("methods") or []),
+            datasets=entries("datasets"),
+            conditions=entries("conditions"),
+            metrics=entries("metrics"),
+            attacks=entries("attacks"),
+            attack_images=data.get("attack_images"),
+            sr_space=dict(data["sr_space"]) if data.get("sr_space") else None,
+            raw=dict(data),
+        )
+
+    def names(self, axis: str) -> list[str]:
+        """The declared names of ``axis`` (``method``, ``dataset``, ``condition``, ``metric``, ``attack``) in order."""
+        if axis == "method":
+            return list(self.methods)
+        if axis not in self.AXES:
+            raise ValueError(f"unknown matrix axis {axis!r}; axes: {', '.join(self.AXES)}")
+        sections = {"dataset": self.datasets, "condition": self.conditions, "metric": self.metrics}
+        return _names(sections.get(axis, self.attacks))
+
+    def condition(self, name: str) -> Mapping[str, Any]:
+        """The stored entry of condition ``name`` (``{}`` when the matrix does not declare it)."""
+        return next((c for c in self.conditions if c.get("name") == name), {})
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The content of ``<run_dir>/run.json``: the matrix, the run's provenance and the keys of its cells.
+
+    Written by the runner's rank 0 (:meth:`bench.runner.store.Store.write_run_info`), read by the report through
+    :meth:`from_dict` (never through ``.get`` chains). ``cells`` is ``None`` for a run that does not list its cells
+    (then every stored cell file belongs to it). ``methods`` maps a method name to its provenance (``title``, card,
+    checkpoint...); ``metric_specs`` holds the matrix's metric specs. Keys this version does not know are kept in
+    ``extra`` and written back, so a newer runner's additions survive a round trip.
+    """
+
+    run: str = ""
+    matrix: MatrixInfo = field(default_factory=MatrixInfo)
+    cells: tuple[str, ...] | None = None
+    metric_specs: tuple[Mapping[str, Any], ...] = ()
+    methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "?"
+    world_size: int = 1
+    lr_synthesis: str = ""
+    started: str | None = None
+    first_started: str | None = None
+    finished: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    version: int = RUN_SCHEMA_VERSION
+
+    _KEYS = (
+        "run",
+        "matrix",
+        "cells",
+        "metric_specs",
+        "methods",
+        "environment",
+        "device",
+        "world_size",
+        "lr_synthesis",
+        "started",
+        "first_started",
+        "finished",
+        "version",
+    )
+
+    @property
+    def started_first(self) -> str | None:
+        """When the run was first started (a resumed run keeps its first start)."""
+        return self.first_started or self.started
+
+    def method_title(self, method: str) -> str:
+        """The display title of ``method`` (its card's ``title``), else the name."""
+        return str((self.methods.get(method) or {}).get("title") or method)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            version=self.version,
+            run=self.run,
+            matrix=dict(self.matrix.raw),
+            cells=None if self.cells is None else list(self.cells),
+            metric_specs=[dict(s) for s in self.metric_specs],
+            methods={k: dict(v) for k, v in self.methods.items()},
+            environment=dict(self.environment),
+            device=self.device,
+            world_size=self.world_size,
+            lr_synthesis=self.lr_synthesis,
+            started=self.started,
+        )
+        # written only once known: the runner reads "first_started" with a fallback to "started", and "finished"
+        # is absent until the run ends
+        if self.first_started is not None:
+            out["first_started"] = self.first_started
+        if self.finished is not None:
+            out["finished"] = self.finished
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "run.json") -> RunInfo:
+        """Read a stored ``run.json``; :class:`SchemaError` naming ``source`` for an unknown version or a bad field."""
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"{source}: run.json holds a {type(data).__name__}, not a mapping; recompute the run")
+        version = data.get("version", 1)
+        if version not in RUN_READABLE:
+            raise SchemaError(
+                f"{source}: run.json schema version {version!r} is not readable by this bench (reads "
+                f"{', '.join(map(str, RUN_READABLE))}); upgrade the bench or run `python -m bench run` again"
+            )
+        try:
+            cells = data.get("cells")
+            return cls(
+                run=str(data.get("run") or ""),
+                matrix=MatrixInfo.from_dict(data.get("matrix") or {}),
+                cells=None if cells is None else tuple(str(k) for k in cells),
+                metric_specs=tuple(dict(s) for s in data.get("metric_specs") or []),
+                methods={str(k): dict(v) for k, v in (data.get("methods") or {}).items()},
+                environment=dict(data.get("environment") or {}),
+                device=str(data.get("device") or "?"),
+                world_size=int(data.get("world_size") or 1),
+                lr_synthesis=str(data.get("lr_synthesis") or ""),
+                started=data.get("started"),
+                first_started=data.get("first_started"),
+                finished=data.get("finished"),
+                extra={k: v for k, v in data.items() if k not in cls._KEYS},
+                version=int(version),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SchemaError(f"{source}: not a run.json of version {version} ({type(exc).__name__}: {exc})") from exc

@@ -31,7 +31,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
     sr_space: {samples: 10, columns: [lpips, lr_psnr, diversity]}   # NTIRE 2021 SR-space columns (see below)
 
 Conditions may declare ``severities: [1, 3, 5]`` instead of ``params``: the entry expands into one condition per
-level, named ``<name>-s<level>``, with the parameters of :data:`bench.corruptions.severity.SEVERITIES` and
+level, named ``<name>-s<level>``, with the parameters the corruption class declares (its ``severities``) and
 ``family: <name>`` (the report draws metric-vs-severity curves per family).
 
 Attacks (``attacks:``): each entry names a registered attack (:data:`bench.attacks.ATTACKS`) and its ``params``; an
@@ -53,7 +53,8 @@ the ``columns`` are computed by :func:`bench.metrics.diversity.diversity_score` 
 Deterministic methods get the columns from their one output (one forward pass; diversity 0). ``samples`` is part
 of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, like ``metrics:``).
 
-Defaults: ``crop_border`` of the PSNR/SSIM family (names starting ``psnr``/``ssim``) is the scale, 0 for the others;
+Defaults: ``crop_border`` is the metric class's :meth:`~bench.metrics.base.Metric.default_crop_border` (the scale for
+the PSNR/SSIM family, which declares ``default_crop = "scale"``, 0 for the others);
 a condition's ``severity`` is its single parameter's value (0 for ``clean``, ``k=v,...`` for several) unless given;
 ``attack: none`` and ``epsilon: 0`` are reserved for attacks.
 
@@ -67,6 +68,10 @@ Validation collects every problem — unknown keys with the closest valid key, t
 metric/attack names with the registry's suggestions, constructor parameters the components reject, method cards
 whose scale differs from the matrix's, NaN/infinite numbers, names that are not safe folder names, duplicates
 (:mod:`bench.runner.matrix_checks`) — and raises one :class:`MatrixError` naming the file and each dotted key.
+
+Length (over ~500 lines): the matrix's frozen models (datasets, conditions, attacks, smoothing, SR space) with their
+derived views and the one loader entry point; the checks that need the registries live in
+:mod:`bench.runner.matrix_checks`, the file schema in :mod:`bench.runner.matrix_spec`.
 """
 
 from __future__ import annotations

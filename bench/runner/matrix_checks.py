@@ -44,7 +44,6 @@ from bench.runner.matrix_spec import (
     ValidationSpec,
 )
 
-_SCALE_CROPPED_PREFIXES = ("psnr", "ssim")
 _ADAPTERS: dict[Any, TypeAdapter] = {}
 
 
@@ -146,7 +145,7 @@ def _default_severity(params: Mapping[str, Any]) -> Any:
 
 def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
     from bench.corruptions import CORRUPTIONS, build_corruption
-    from bench.corruptions.severity import SEVERITIES, corruption_at
+    from bench.corruptions.severity import corruption_at, families
 
     out: list[Condition] = []
     for spec in _entries(raw, ConditionSpec):
@@ -157,11 +156,10 @@ def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
             problems.append(f"{where}.corruption: {_msg(exc)}")
             continue
         if spec.severities is not None:
-            if corruption not in SEVERITIES:
-                problems.append(
-                    f"{where}.severities: corruption {corruption!r} has no severity table; "
-                    f"known: {', '.join(SEVERITIES)}"
-                )
+            scale = CORRUPTIONS.get(corruption).severities
+            if not scale:
+                known = ", ".join(families())
+                problems.append(f"{where}.severities: corruption {corruption!r} has no severity table; known: {known}")
                 continue
             for level in spec.severities:
                 try:
@@ -169,7 +167,7 @@ def _conditions(raw: Any, problems: list[str]) -> list[Condition]:
                 except (KeyError, ValueError) as exc:
                     problems.append(f"{where}.severities: severity {level}: {_msg(exc)}")
                     continue
-                params = dict(SEVERITIES[corruption][level - 1])
+                params = dict(scale[level - 1])
                 out.append(Condition(f"{spec.name}-s{level}", corruption, params, level, family=spec.name))
             continue
         rejected = _bind(CORRUPTIONS.get(corruption), spec.params)
@@ -206,9 +204,9 @@ def _metrics(raw: Any, scale: int, problems: list[str]) -> list[MetricEntry]:
                 continue
             problems.append(f"{where}: {_msg(exc)}")
             continue
-        default = scale if name.startswith(_SCALE_CROPPED_PREFIXES) else 0
-        crop = spec.crop_border if spec.crop_border is not None else default
-        rejected = _bind(METRICS.get(name), {"crop_border": crop})
+        factory = METRICS.get(name)
+        crop = spec.crop_border if spec.crop_border is not None else factory.default_crop_border(scale)
+        rejected = _bind(factory, {"crop_border": crop})
         if rejected:
             problems.append(f"{where}.crop_border: the metric rejects crop_border={crop}: {rejected}")
             continue

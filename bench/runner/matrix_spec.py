@@ -89,7 +89,7 @@ class ConditionSpec(Frozen):
 
 
 class MetricSpec(Frozen):
-    """A metric and its border crop (default: the scale for the psnr/ssim family, else 0)."""
+    """A metric and its border crop (default: the metric class's ``default_crop``: the scale for PSNR/SSIM, else 0)."""
 
     name: str = Field(description="a registered metric")
     crop_border: NonNegativeInt | None = Field(None, description="pixels cut from each side before scoring")

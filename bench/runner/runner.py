@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
 from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset
+from bench.metrics import METRICS
 from bench.results.schema import NO_GROUND_TRUTH, STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
 from bench.runner.cells import Cell, shard
 from bench.runner.matrix import DatasetEntry, Matrix
@@ -77,6 +78,7 @@ from bench.runner.stages.record import Rows, cell_labels
 from bench.runner.stages.rescore import merge, missing_metrics, rescore
 from bench.runner.stages.sample import SRSpace
 from bench.runner.stages.score import (
+    CERT_PSNR_METRIC,
     METRIC_DATA_ERRORS,
     Skipped,
     build_metrics,
@@ -507,8 +509,10 @@ class Runner:
 
     def _certified_rows(self, certificate, hr, names, keep, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
         """The ``cert_width@eps`` / ``cert_psnr@eps`` rows of a batch (see :func:`certified_specs`)."""
-        psnr = next((m for m in self.matrix.metrics if m.name == "psnr"), None)
-        crop = psnr.crop_border if psnr is not None else self.matrix.scale
+        # cert_psnr is a PSNR: it crops as the matrix's psnr entry does, else as the PSNR class's default crop
+        psnr = next((m for m in self.matrix.metrics if m.name == CERT_PSNR_METRIC), None)
+        default = METRICS.get(CERT_PSNR_METRIC).default_crop_border(self.matrix.scale)
+        crop = psnr.crop_border if psnr is not None else default
         spec = certificate.spec()
         spec["images"] = list(names)
         state.certificates.append(spec)

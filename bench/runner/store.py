@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, CellPayload, SchemaError
+from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, CellPayload, RunInfo, SchemaError
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,24 @@ class Store:
             if payload is not None:
                 yield payload
 
-    def write_run_info(self, info: Mapping[str, Any]) -> Path:
-        return atomic_write_json(self.run_file, dict(info))
+    def write_run_info(self, info: Mapping[str, Any] | RunInfo) -> Path:
+        """Write ``run.json`` through the results schema (:class:`RunInfo`, with its ``version``)."""
+        if not isinstance(info, RunInfo):
+            info = RunInfo.from_dict(info, source=str(self.run_file))
+        return atomic_write_json(self.run_file, info.as_dict())
 
     def read_run_info(self) -> dict[str, Any] | None:
+        """The stored ``run.json`` as a plain mapping (the runner updates it); ``None`` when absent."""
+        info = self.read_info()
+        return None if info is None else info.as_dict()
+
+    def read_info(self) -> RunInfo | None:
+        """The stored ``run.json`` as :class:`RunInfo`; ``None`` when absent. An unknown version or a file that is not
+        JSON raises :class:`SchemaError` naming the file."""
         if not self.run_file.is_file():
             return None
-        return json.loads(self.run_file.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.run_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{self.run_file}: not JSON ({exc}); delete it and run the matrix again") from exc
+        return RunInfo.from_dict(data, source=str(self.run_file))

@@ -26,6 +26,12 @@ loads), ``iter_NNNNNNN.safetensors`` every ``save_every``, ``state.safetensors``
 with the recipe, data, iteration, seed and git commit in its metadata.
 
 Images: float32 NCHW RGB in [0, 1]; generator outputs are unclamped. The device is a parameter.
+
+Length (over ~500 lines): :class:`Trainer` is the base every recipe subclasses, and its hooks (``make_inputs``,
+``generate``, ``generator_losses``) and the step, EMA, checkpoint and resume code read the same optimiser, EMA and RNG
+state; keeping them in one class lets a recipe override one hook and see the others it interacts with. The pieces
+with no shared state already live elsewhere (:mod:`bench.train.losses`, :mod:`bench.train.state`,
+:mod:`bench.train.data`).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def test_batch_is_independent(adapter: str) -> None:
 
 def test_gradient_to_input(adapter: str, device: torch.device) -> None:
     method = _build(adapter, device).requires_grad_(False)
-    if not method.differentiable:
+    if not method.capabilities.differentiable:
         pytest.skip("not differentiable")
     lr = _lr(device).requires_grad_(True)
     method(lr, torch.Generator(device=device).manual_seed(0)).square().mean().backward()

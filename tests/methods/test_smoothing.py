@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.methods import ADAPTERS, Method
+from bench.methods.base import Capabilities
 from bench.methods.rrdb import RRDBMethod
 from bench.methods.smoothing import CPU_MAX_BATCH, MedianSmoothing, default_max_batch, median_of_samples
 
@@ -165,15 +166,15 @@ def test_seeded_and_stochastic() -> None:
 def test_gradient_flows_to_the_selected_sample(device: torch.device) -> None:
     lr = _lr(device).requires_grad_(True)
     mrs = MedianSmoothing(NearestUp(gain=2.0), sigma=0.1, n=5).to(device)
-    assert mrs.differentiable is True
+    assert mrs.capabilities.differentiable is True
     mrs(lr, _gen(device=device)).sum().backward()
     # each output value is 2 * (x + g_i) for one selected i: d/dx = 2, summed over the 16 HR pixels of an LR pixel
     torch.testing.assert_close(lr.grad, torch.full_like(lr, 32.0), rtol=0, atol=0)
 
 
 def test_differentiable_follows_the_base() -> None:
-    assert MedianSmoothing(NoGrad(), sigma=0.1).differentiable is False
-    assert MedianSmoothing(NearestUp(), sigma=0.1).differentiable is True
+    assert MedianSmoothing(NoGrad(), sigma=0.1).capabilities == Capabilities(False, True, True)
+    assert MedianSmoothing(NearestUp(), sigma=0.1).capabilities == Capabilities(True, True, True)
 
 
 def test_sigma_is_settable_and_validated() -> None:

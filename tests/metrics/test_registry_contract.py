@@ -14,7 +14,7 @@ def make(name: str, **kw) -> Metric:
     factory = METRICS.get(name)
     if factory.needs_weights:
         kw.setdefault("pretrained", False)
-    if getattr(factory, "static_spec", None) is not None:  # pyiqa-backed: runs only where pyiqa imports
+    if factory.static_spec() is not None:  # pyiqa-backed: runs only where pyiqa imports
         try:
             return factory(**kw)
         except ImportError as exc:

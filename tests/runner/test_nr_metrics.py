@@ -21,7 +21,8 @@ def _nr_registered() -> list[str]:
     """Registered native metrics whose spec says no-reference (new ones are picked up the day they land)."""
     out = []
     for name, factory in METRICS.items():
-        if name.startswith("pyiqa:") or getattr(factory, "static_spec", None) is not None:
+        static = getattr(factory, "static_spec", None)  # a backend's spec known without building it (pyiqa)
+        if name.startswith("pyiqa:") or (static is not None and static() is not None):
             continue
         try:
             metric = factory(pretrained=False) if getattr(factory, "needs_weights", ()) else factory()

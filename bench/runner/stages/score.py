@@ -24,6 +24,8 @@ from bench.results.schema import NO_GROUND_TRUTH
 METRIC_DATA_ERRORS: tuple[type[BaseException], ...] = (BenchError, ValueError)
 CERT_WIDTH = "cert_width"
 CERT_PSNR = "cert_psnr"
+#: The registered metric ``cert_psnr`` is a bound of (its crop follows that metric's matrix entry or class default).
+CERT_PSNR_METRIC = "psnr"
 
 
 @dataclass(frozen=True)
