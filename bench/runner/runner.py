@@ -253,6 +253,11 @@ class Runner:
         checkpoint = self.provenances[name].get("checkpoint")
         if isinstance(exc, (KeyError, MissingAsset)) and checkpoint and "/" not in str(checkpoint):
             return f"python -m bench assets fetch {checkpoint}"
+        if isinstance(exc, BenchError) and checkpoint:  # an unreadable checkpoint file (not safetensors, a pickle)
+            return (
+                f"replace the checkpoint {checkpoint} of method card {name!r} with a valid .safetensors file, or "
+                "point the card's 'checkpoint:' at one"
+            )
         return None
 
     def _compute_with_sigma(self, cell: Cell, method: Any, metrics: Mapping[str, Any] | None = None) -> CellPayload:

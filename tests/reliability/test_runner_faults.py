@@ -1,0 +1,161 @@
+"""Faults met by ``python -m bench run``: a changed stored asset, an LR of the wrong size, a checkpoint that is not
+safetensors, an HR without its LR, a corrupt ``run.json``, an output folder that cannot be written or fills up --
+each is a failure row of the cells it touches (the run goes on) or one line naming the file and the fix, never a
+traceback, never a lost cell (issue 11, items 1, 3, 4, 5 and 8)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from bench.runner.store import Store
+
+
+def _load_runner_conftest():
+    path = Path(__file__).resolve().parents[1] / "runner" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_runner_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+write_tiny_project = _load_runner_conftest().write_tiny_project
+
+
+@pytest.fixture
+def project(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The runner tests' tiny project (bicubic + a tiny RRDBNet, 3 images of 32x32, 2 conditions) and its run folder."""
+    paths = write_tiny_project(tmp_path / "project")
+    monkeypatch.setenv("BENCH_PROJECT", str(paths["root"]))
+    paths["out"] = tmp_path / "reports"
+    paths["run_dir"] = paths["out"] / "r"
+    return paths
+
+
+def edit_matrix(project: dict[str, Path], **changes) -> None:
+    data = yaml.safe_load(project["matrix"].read_text())
+    data.update(changes)
+    project["matrix"].write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def run_cli(cli, project: dict[str, Path], *extra: str):
+    argv = ["run", "--matrix", project["matrix"], "--out", project["out"], "--run", "r", "--device", "cpu"]
+    return cli(*argv, "--no-progress", *extra)
+
+
+def cells(project: dict[str, Path]) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (project["run_dir"] / "cells").glob("*.json")}
+
+
+def failure_rows(payloads: dict[str, dict], method: str) -> list[dict]:
+    return [r for c in payloads.values() if c["labels"]["method"] == method for r in c["records"] if r["status"] != "ok"]
+
+
+def by_method(payloads: dict[str, dict]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in payloads.values():
+        out.setdefault(c["labels"]["method"], set()).add(c["status"])
+    return out
+
+
+# ---- item 1: a stored asset changed after conversion ------------------------------------------------------------
+
+
+def test_changed_asset_changes_the_key_and_fails_its_cells(project, tiny_asset, tamper, cli):
+    """A run with a stored asset, the asset's bytes change, the run again: new cell keys (provenance is the hash of
+    the bytes), the method's cells are failure rows with the IntegrityError and its fix, bicubic's stay ok."""
+    card = yaml.safe_load(tiny_asset.card.read_text())
+    (project["methods"] / "stored-rrdb.yaml").write_text(yaml.safe_dump(card))
+    edit_matrix(project, methods=["bicubic", "stored-rrdb"])
+    first = run_cli(cli, project, "--no-report")
+    assert first.code == 0, first.err
+    before = cells(project)
+    assert by_method(before) == {"bicubic": {"ok"}, "stored-rrdb": {"ok"}}
+
+    tamper(tiny_asset.path)
+    second = run_cli(cli, project, "--no-report")
+    assert second.code == 1 and "Traceback" not in second.err
+    after = cells(project)
+    new = {k: v for k, v in after.items() if k not in before}
+    assert len(new) == 2 and {c["labels"]["method"] for c in new.values()} == {"stored-rrdb"}
+    for c in new.values():
+        assert c["status"] == "failed"
+        assert c["provenance"]["method"]["checkpoint_sha256"] == __import__("hashlib").sha256(
+            tiny_asset.path.read_bytes()
+        ).hexdigest()
+        (row,) = c["records"]
+        assert row["error"].startswith("IntegrityError: asset 'tiny-rrdb': ")
+        assert "has changed since it was stored" in row["error"] and "\n" not in row["error"]
+        assert f"python -m bench assets fetch {tiny_asset.name} --force" in row["error"]
+    for key, c in before.items():  # the old cells are untouched (another key), bicubic skipped
+        assert after[key] == c
+
+
+# ---- item 3: an LR larger than HR / scale ------------------------------------------------------------------------
+
+
+def _lr_folder(project: dict[str, Path], sizes: dict[str, int]) -> Path:
+    """An ``lr_path`` folder: image -> LR side (32 // 4 = 8 is right; 32, HR-sized, is not)."""
+    lr = project["root"] / "lr"
+    lr.mkdir()
+    for name, side in sizes.items():
+        hr = Image.open(project["hr"] / f"{name}.png")
+        hr.resize((side, side), Image.BICUBIC).save(lr / f"{name}.png")
+    return lr
+
+
+@pytest.mark.parametrize("side", [32, 12, 7])
+def test_lr_of_the_wrong_size_is_a_failure_row_naming_both_sizes(project, cli, side):
+    lr = _lr_folder(project, {"img0": 8, "img1": side, "img2": 8})
+    edit_matrix(project, datasets=[{"name": "folder", "path": str(project["hr"]), "lr_path": str(lr)}])
+    result = run_cli(cli, project, "--no-report")
+    assert result.code == 1 and "Traceback" not in result.err
+    payloads = cells(project)
+    assert len(payloads) == 4
+    for c in payloads.values():
+        bad = [r for r in c["records"] if r["status"] != "ok"]
+        assert [r["image"] for r in bad] == ["img1"]
+        assert f"img1.png is {side}x{side} (HxW) but must be HR / 4 = 8x8" in bad[0]["error"]
+        assert "hr/img1.png is 32x32" in bad[0]["error"]
+        ok = {r["image"] for r in c["records"] if r["status"] == "ok"}
+        assert ok == {"img0", "img2"}
+
+
+# ---- item 4: a checkpoint that is not safetensors; an HR without its LR ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage", b"PK\x03\x04 not a zip either", b"\xff" * 64],
+    ids=["empty", "bad-header", "zip-magic", "junk"],
+)
+def test_bad_checkpoint_fails_its_method_only(project, cli, content):
+    (project["methods"] / "tiny.safetensors").write_bytes(content)
+    result = run_cli(cli, project, "--no-report")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "tiny-rrdb" in result.out  # listed among the failed cells
+    payloads = cells(project)
+    assert by_method(payloads) == {"bicubic": {"ok"}, "tiny-rrdb": {"failed"}}
+    rows = failure_rows(payloads, "tiny-rrdb")
+    assert len(rows) == 2
+    for row in rows:
+        assert str(project["methods"] / "tiny.safetensors") in row["error"]
+        assert "\n" not in row["error"] and "fix" in row["error"]
+
+
+def test_hr_without_lr_is_a_failure_row(project, cli):
+    lr = _lr_folder(project, {"img0": 8, "img2": 8})
+    edit_matrix(project, datasets=[{"name": "folder", "path": str(project["hr"]), "lr_path": str(lr)}])
+    result = run_cli(cli, project, "--no-report")
+    assert result.code == 1 and "Traceback" not in result.err
+    payloads = cells(project)
+    assert len(payloads) == 4
+    for c in payloads.values():
+        (bad,) = [r for r in c["records"] if r["status"] != "ok"]
+        assert bad["image"] == "img1" and "img1" in bad["error"] and "no LR" in bad["error"]
