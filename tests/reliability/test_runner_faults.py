@@ -5,6 +5,7 @@ traceback, never a lost cell (issue 11, items 1, 3, 4, 5 and 8)."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 from pathlib import Path
@@ -159,3 +160,113 @@ def test_hr_without_lr_is_a_failure_row(project, cli):
     for c in payloads.values():
         (bad,) = [r for r in c["records"] if r["status"] != "ok"]
         assert bad["image"] == "img1" and "img1" in bad["error"] and "no LR" in bad["error"]
+
+
+# ---- item 5: an output folder that cannot be written, or fills up ------------------------------------------------
+
+
+def _no_permission(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Writes into ``folder`` fail with EACCES, as in a folder without write permission (this suite may run as root,
+    which chmod does not stop)."""
+    import bench.runner.store as store
+
+    real = open
+
+    def guarded(file, mode="r", *args, **kwargs):
+        if "w" in mode and Path(file).parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", guarded, raising=False)
+
+
+@pytest.mark.parametrize("where", ["cells", "run_dir", "gallery"])
+def test_unwritable_output_folder_fails_before_computing(project, cli, one_line_error, monkeypatch, where):
+    folder = {"cells": project["run_dir"] / "cells", "run_dir": project["run_dir"]}.get(where)
+    if where == "gallery":
+        folder = project["run_dir"] / "gallery"
+        folder.mkdir(parents=True)
+    _no_permission(monkeypatch, folder)
+    computed = []
+    import bench.runner.runner as runner
+
+    real = runner.Runner.compute_cell
+    monkeypatch.setattr(runner.Runner, "compute_cell", lambda *a, **k: computed.append(1) or real(*a, **k))
+    result = run_cli(cli, project)
+    one_line_error(result, 2, f"cannot write {folder}/", "Permission denied", "make the folder writable")
+    assert computed == []  # refused before any model ran: nothing computed, nothing lost
+    assert not list(project["run_dir"].rglob("*.tmp"))
+
+
+def test_cells_folder_that_is_a_file(project, cli, one_line_error):
+    """A real failure even for root: ``cells`` exists as a plain file."""
+    project["run_dir"].mkdir(parents=True)
+    (project["run_dir"] / "cells").write_text("not a folder")
+    result = run_cli(cli, project)
+    one_line_error(result, 2, f"cannot write {project['run_dir'] / 'cells'}", "choose another --out")
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])
+def test_disk_full_while_storing_a_cell(project, cli, one_line_error, monkeypatch, fail_at):
+    """The cell file's write runs out of space halfway: one line with the fix, exit 2, the partial temporary file
+    removed, the cells stored before intact; the next run resumes and stores them all."""
+    import bench.runner.store as store
+
+    cells_dir = project["run_dir"] / "cells"
+    real = open
+    writes = []
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, text):
+            self.fh.write(text[: len(text) // 2])
+            self.fh.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def filling(file, mode="r", *args, **kwargs):
+        fh = real(file, mode, *args, **kwargs)
+        if "w" in mode and Path(file).parent == cells_dir and "write-probe" not in Path(file).name:
+            writes.append(file)
+            if len(writes) > fail_at:
+                return Full(fh)
+        return fh
+
+    monkeypatch.setattr(store, "open", filling, raising=False)
+    result = run_cli(cli, project)
+    one_line_error(result, 2, f"cannot write {cells_dir}/", "No space left on device", "free some space")
+    stored = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
+    assert len(stored) == fail_at and all(json.loads(b)["status"] == "ok" for b in stored.values())
+    assert sorted(p.name for p in cells_dir.iterdir()) == sorted(stored)  # no partial temporary file left
+
+    monkeypatch.setattr(store, "open", real, raising=False)
+    again = run_cli(cli, project, "--no-report")
+    assert again.code == 0, again.err
+    after = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
+    assert len(after) == 4 and all(after[name] == content for name, content in stored.items())
+
+
+# ---- item 8: a corrupt run.json --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b'{"run": "r", "cells": [', b"[1, 2]", b"\xff\xfe\x00garbage"])
+def test_corrupt_run_json(project, cli, one_line_error, content):
+    """``report`` names the file and the fix; ``run`` warns naming it and writes it again."""
+    assert run_cli(cli, project, "--no-report").code == 0
+    run_file = project["run_dir"] / "run.json"
+    run_file.write_bytes(content)
+    result = cli("report", project["run_dir"])
+    one_line_error(result, 2, str(run_file), "the next `python -m bench run` on this folder writes it again")
+    again = run_cli(cli, project)
+    assert again.code == 0 and "Traceback" not in again.err
+    assert json.loads(run_file.read_text())["run"] == "r"
