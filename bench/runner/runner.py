@@ -188,6 +188,8 @@ class Runner:
         """
         with run_lock(self.store.run_dir, self.rank):
             self.store.check_writable()
+            if self.world_size == 1:  # no other rank may be writing one right now
+                self.store.remove_temporaries()
             return self._run()
 
     def _previous_run_info(self) -> dict[str, Any]:

@@ -166,6 +166,18 @@ class Store:
             )
         return info
 
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files (``.<name>.<pid>.tmp``) a killed run left in the run folder; call it only while
+        holding the folder's lock with no other rank writing. Returns what was removed."""
+        removed = []
+        for tmp in self.run_dir.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+        if removed:
+            logger.info("removed %d temporary file(s) of an interrupted run in %s", len(removed), self.run_dir)
+        return removed
+
     def check_writable(self) -> None:
         """Create the run folder and ``cells/`` and write a probe file into each existing output folder, so that a
         folder the run cannot write fails before any cell is computed; :class:`OutputError` naming it."""

@@ -6,37 +6,12 @@ traceback, never a lost cell (issue 11, items 1, 3, 4, 5 and 8)."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
-
-from bench.runner.store import Store
-
-
-def _load_runner_conftest():
-    path = Path(__file__).resolve().parents[1] / "runner" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_runner_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-write_tiny_project = _load_runner_conftest().write_tiny_project
-
-
-@pytest.fixture
-def project(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The runner tests' tiny project (bicubic + a tiny RRDBNet, 3 images of 32x32, 2 conditions) and its run folder."""
-    paths = write_tiny_project(tmp_path / "project")
-    monkeypatch.setenv("BENCH_PROJECT", str(paths["root"]))
-    paths["out"] = tmp_path / "reports"
-    paths["run_dir"] = paths["out"] / "r"
-    return paths
 
 
 def edit_matrix(project: dict[str, Path], **changes) -> None:
@@ -55,7 +30,8 @@ def cells(project: dict[str, Path]) -> dict[str, dict]:
 
 
 def failure_rows(payloads: dict[str, dict], method: str) -> list[dict]:
-    return [r for c in payloads.values() if c["labels"]["method"] == method for r in c["records"] if r["status"] != "ok"]
+    mine = [c for c in payloads.values() if c["labels"]["method"] == method]
+    return [r for c in mine for r in c["records"] if r["status"] != "ok"]
 
 
 def by_method(payloads: dict[str, dict]) -> dict[str, set[str]]:
@@ -87,9 +63,10 @@ def test_changed_asset_changes_the_key_and_fails_its_cells(project, tiny_asset, 
     assert len(new) == 2 and {c["labels"]["method"] for c in new.values()} == {"stored-rrdb"}
     for c in new.values():
         assert c["status"] == "failed"
-        assert c["provenance"]["method"]["checkpoint_sha256"] == __import__("hashlib").sha256(
-            tiny_asset.path.read_bytes()
-        ).hexdigest()
+        assert (
+            c["provenance"]["method"]["checkpoint_sha256"]
+            == __import__("hashlib").sha256(tiny_asset.path.read_bytes()).hexdigest()
+        )
         (row,) = c["records"]
         assert row["error"].startswith("IntegrityError: asset 'tiny-rrdb': ")
         assert "has changed since it was stored" in row["error"] and "\n" not in row["error"]

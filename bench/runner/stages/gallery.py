@@ -15,8 +15,8 @@ stored so far intact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
