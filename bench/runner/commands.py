@@ -4,9 +4,9 @@
 computes the matrix's pending cells into ``DIR/NAME`` (default ``reports/<matrix name>``), renders the report and
 prints the path of its ``index.html``. Under ``torchrun`` every rank computes its shard of the cells; rank 0 waits
 for the others (a gloo barrier) and renders. Exit code: 0 when every cell is stored with status ok, 1 when a cell
-failed (after finishing the others), 2 for a matrix that does not validate, a run folder that another run holds
-(``<run>/run.lock``) or that cannot be written (checked before any cell is computed; no space left stops the run with
-the cells stored so far intact).
+failed (after finishing the others) or the run folder cannot be written (checked before any cell is computed; no
+space left stops the run, the cells stored so far intact), 2 for a matrix that does not validate or a run folder
+that another run holds (``<run>/run.lock``).
 """
 
 from __future__ import annotations
@@ -75,10 +75,9 @@ def _barrier(world: int) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from bench.config.models import check_slug
+    from bench.errors import OutputError
     from bench.paths import reports_dir
-    from bench.runner.lock import run_lock
     from bench.runner.matrix import MatrixError, load_matrix
-    from bench.runner.runner import run_matrix
 
     try:
         matrix = load_matrix(args.matrix, overrides=args.overrides)
@@ -93,6 +92,19 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     run_dir = (args.out if args.out is not None else reports_dir()) / run_name
     rank, world = _distributed()
+    try:
+        return _run_locked(args, matrix, run_dir, run_name, rank, world)
+    except OutputError as exc:  # the environment failed (no space, no permission), as in every command: exit 1
+        from bench.cli import error_line
+
+        print(error_line(exc), file=sys.stderr)
+        return 1
+
+
+def _run_locked(args: argparse.Namespace, matrix, run_dir: Path, run_name: str, rank: int, world: int) -> int:
+    from bench.runner.lock import run_lock
+    from bench.runner.runner import run_matrix
+
     with run_lock(run_dir, rank):  # one run per folder, from its first cell to its report
         summary = run_matrix(
             matrix,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from bench.report.html import write_report
 from bench.report.tables import table_paths
-from bench.runner.lock import RunLocked, lock_path, run_lock
+from bench.runner.lock import lock_path, run_lock
 from bench.runner.matrix import load_matrix
 from bench.runner.runner import run_matrix
 
@@ -169,15 +169,25 @@ def test_second_run_on_a_held_folder_refuses(project, cli, one_line_error):
     assert run_cli(cli, project, "--no-report").code == 0  # the lock goes with its process (even killed)
 
 
+_TRY = (
+    "import sys\nfrom bench.runner.lock import RunLocked, run_lock\n"
+    "try:\n    with run_lock(sys.argv[1], int(sys.argv[2])): print('acquired')\n"
+    "except RunLocked as exc:\n    print('refused', exc.fix)\n"
+)
+
+
+def _try_lock(folder: Path, rank: int = 0) -> str:
+    argv = [sys.executable, "-c", _TRY, str(folder), str(rank)]
+    return subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=120).stdout.strip()
+
+
 def test_lock_is_reentrant_in_a_process_and_per_rank(tmp_path):
-    with run_lock(tmp_path, 0) as first, run_lock(tmp_path, 0):
+    with run_lock(tmp_path, 0) as first, run_lock(tmp_path, 0):  # the CLI around the runner, the runner inside
         assert first == tmp_path / "run.lock" and (tmp_path / "run.lock.owner").is_file()
-        with run_lock(tmp_path, 1) as other:  # the ranks of one torchrun each hold their own
-            assert other == tmp_path / "run.rank1.lock"
+        assert _try_lock(tmp_path) == "refused wait for that run to finish, or give this run another --run name"
+        assert _try_lock(tmp_path, 1) == "acquired"  # the ranks of one torchrun each hold their own
     assert not (tmp_path / "run.lock.owner").exists()
-    code = f"from bench.runner.lock import run_lock\nwith run_lock({str(tmp_path)!r}): pass\n"
-    assert subprocess.run([sys.executable, "-c", code], env=env(), timeout=120).returncode == 0  # released
-    assert issubclass(RunLocked, Exception)
+    assert _try_lock(tmp_path) == "acquired"  # released
 
 
 @pytest.mark.skipif(os.name != "posix", reason="two processes started together")

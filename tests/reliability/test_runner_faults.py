@@ -170,7 +170,7 @@ def test_unwritable_output_folder_fails_before_computing(project, cli, one_line_
     real = runner.Runner.compute_cell
     monkeypatch.setattr(runner.Runner, "compute_cell", lambda *a, **k: computed.append(1) or real(*a, **k))
     result = run_cli(cli, project)
-    one_line_error(result, 2, f"cannot write {folder}/", "Permission denied", "make the folder writable")
+    one_line_error(result, 1, f"cannot write {folder}/", "Permission denied", "make the folder writable")
     assert computed == []  # refused before any model ran: nothing computed, nothing lost
     assert not list(project["run_dir"].rglob("*.tmp"))
 
@@ -180,13 +180,13 @@ def test_cells_folder_that_is_a_file(project, cli, one_line_error):
     project["run_dir"].mkdir(parents=True)
     (project["run_dir"] / "cells").write_text("not a folder")
     result = run_cli(cli, project)
-    one_line_error(result, 2, f"cannot write {project['run_dir'] / 'cells'}", "choose another --out")
+    one_line_error(result, 1, f"cannot write {project['run_dir'] / 'cells'}", "choose another --out")
 
 
 @pytest.mark.parametrize("fail_at", [0, 2])
 def test_disk_full_while_storing_a_cell(project, cli, one_line_error, monkeypatch, fail_at):
-    """The cell file's write runs out of space halfway: one line with the fix, exit 2, the partial temporary file
-    removed, the cells stored before intact; the next run resumes and stores them all."""
+    """The cell file's write runs out of space halfway: one line with the fix, exit 1 (as for every command whose
+    disk fills), the partial temporary file removed, the cells stored before intact; the next run resumes."""
     import bench.runner.store as store
 
     cells_dir = project["run_dir"] / "cells"
@@ -221,7 +221,7 @@ def test_disk_full_while_storing_a_cell(project, cli, one_line_error, monkeypatc
 
     monkeypatch.setattr(store, "open", filling, raising=False)
     result = run_cli(cli, project)
-    one_line_error(result, 2, f"cannot write {cells_dir}/", "No space left on device", "free some space")
+    one_line_error(result, 1, f"cannot write {cells_dir}/", "No space left on device", "free some space")
     stored = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
     assert len(stored) == fail_at and all(json.loads(b)["status"] == "ok" for b in stored.values())
     assert sorted(p.name for p in cells_dir.iterdir()) == sorted(stored)  # no partial temporary file left
@@ -247,3 +247,55 @@ def test_corrupt_run_json(project, cli, one_line_error, content):
     again = run_cli(cli, project)
     assert again.code == 0 and "Traceback" not in again.err
     assert json.loads(run_file.read_text())["run"] == "r"
+
+
+def test_disk_full_while_writing_a_gallery_crop(project, cli, one_line_error, monkeypatch):
+    """A crop's write runs out of space: one line naming the crop, exit 1, no partial file, no cell stored for the
+    cell that could not finish, the next run completes."""
+    from PIL import Image as PILImage
+
+    gallery = project["run_dir"] / "gallery"
+    real_save = PILImage.Image.save
+
+    def full_disk(self, fp, *args, **kwargs):
+        if gallery in Path(fp).parents:
+            Path(fp).write_bytes(b"\x89PNG\r\n")  # a partial file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "save", full_disk)
+    result = run_cli(cli, project)
+    one_line_error(result, 1, f"cannot write {gallery}/folder/clean/HR.png", "No space left", "free some space")
+    assert not [p for p in gallery.rglob("*") if p.is_file()]
+    assert not list((project["run_dir"] / "cells").glob("*.json"))
+    monkeypatch.setattr(PILImage.Image, "save", real_save)
+    assert run_cli(cli, project, "--no-report").code == 0
+    assert len(cells(project)) == 4
+
+
+# ---- item 3, the runner's own check (any dataset, not only the folder one) ---------------------------------------
+
+
+class _OneSample:
+    def __init__(self, hr_side: int, lr_side: int) -> None:
+        import torch
+
+        from bench.data.base import Sample
+
+        self.sample = Sample(name="x", hr=torch.rand(3, hr_side, hr_side), lr=torch.rand(3, lr_side, lr_side))
+
+    def load(self, name):
+        return self.sample
+
+
+@pytest.mark.parametrize(("hr", "lr"), [(32, 32), (32, 16), (34, 9), (32, 7)])
+def test_prepare_refuses_an_lr_that_is_not_hr_over_scale(hr, lr):
+    import torch
+
+    from bench.errors import PairingError
+    from bench.runner.stages.prepare import prepare
+
+    with pytest.raises(PairingError) as exc:
+        prepare(_OneSample(hr, lr), "x", 4, torch.device("cpu"))
+    message = str(exc.value)  # both sizes named (the HR modcropped to the scale)
+    assert f"LR {(lr, lr)}" in message and f"HR {(hr // 4 * 4,) * 2}" in message and "\n" not in message
