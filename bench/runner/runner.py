@@ -293,6 +293,8 @@ class Runner:
         if method.capabilities.smoothed and method.sigma_auto:
             try:
                 selection = self.select_sigma(cell, method)
+            except OutputError:  # its record cannot be stored: the run stops (not a failure of this cell)
+                raise
             except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
                 return self._failed_cell(cell, exc, prefix="sigma selection: ")

@@ -299,3 +299,28 @@ def test_prepare_refuses_an_lr_that_is_not_hr_over_scale(hr, lr):
         prepare(_OneSample(hr, lr), "x", 4, torch.device("cpu"))
     message = str(exc.value)  # both sizes named (the HR modcropped to the scale)
     assert f"LR {(lr, lr)}" in message and f"HR {(hr // 4 * 4,) * 2}" in message and "\n" not in message
+
+
+def test_disk_full_while_storing_outputs(project, cli, one_line_error, monkeypatch):
+    """``store_outputs: true`` and the SR outputs' file cannot be written: one line naming it, exit 1, no partial
+    file, the cells stored before intact."""
+    import safetensors.torch
+
+    edit_matrix(project, store_outputs=True)
+    real = safetensors.torch.save_file
+    calls = []
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) > 1:
+            Path(filename).write_bytes(b"\x00" * 16)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    result = run_cli(cli, project)
+    outputs = project["run_dir"] / "outputs"
+    one_line_error(result, 1, f"cannot write {outputs}/", "No space left on device", "free some space")
+    assert [p.suffix for p in outputs.iterdir()] == [".safetensors"]  # the first cell's; no temporary file
+    (stored,) = cells(project).values()
+    assert stored["status"] == "ok" and stored["outputs"] == f"outputs/{stored['key']}.safetensors"
