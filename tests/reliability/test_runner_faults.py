@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,19 @@ def test_bad_checkpoint_fails_its_method_only(project, cli, content):
         assert "\n" not in row["error"] and "fix" in row["error"]
 
 
+@pytest.mark.parametrize("content", [b"", b"not a zip, not a pickle"], ids=["empty", "junk"])
+def test_bad_pth_checkpoint_fails_its_method_only(project, cli, content):
+    (project["methods"] / "tiny.pth").write_bytes(content)
+    card = project["methods"] / "tiny-rrdb.yaml"
+    card.write_text(yaml.safe_dump({**yaml.safe_load(card.read_text()), "checkpoint": "tiny.pth"}))
+    result = run_cli(cli, project, "--no-report")
+    assert result.code == 1 and "Traceback" not in result.err
+    payloads = cells(project)
+    assert by_method(payloads) == {"bicubic": {"ok"}, "tiny-rrdb": {"failed"}}
+    for row in failure_rows(payloads, "tiny-rrdb"):
+        assert str(project["methods"] / "tiny.pth") in row["error"] and "fix" in row["error"]
+
+
 def test_hr_without_lr_is_a_failure_row(project, cli):
     lr = _lr_folder(project, {"img0": 8, "img2": 8})
     edit_matrix(project, datasets=[{"name": "folder", "path": str(project["hr"]), "lr_path": str(lr)}])
@@ -173,6 +187,19 @@ def test_unwritable_output_folder_fails_before_computing(project, cli, one_line_
     one_line_error(result, 1, f"cannot write {folder}/", "Permission denied", "make the folder writable")
     assert computed == []  # refused before any model ran: nothing computed, nothing lost
     assert not list(project["run_dir"].rglob("*.tmp"))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="chmod does not stop root (see the test above)")
+def test_read_only_cells_folder(project, cli, one_line_error):
+    cells_dir = project["run_dir"] / "cells"
+    cells_dir.mkdir(parents=True)
+    cells_dir.chmod(0o500)
+    try:
+        result = run_cli(cli, project)
+        one_line_error(result, 1, f"cannot write {cells_dir}/", "make the folder writable")
+        assert not list(cells_dir.iterdir())
+    finally:
+        cells_dir.chmod(0o700)
 
 
 def test_cells_folder_that_is_a_file(project, cli, one_line_error):
