@@ -51,5 +51,10 @@ class AttackRefused(BenchError, ValueError):
     """An attack cannot run as asked (a non-differentiable method without a surrogate, no HR, no generator)."""
 
 
+class OutputError(BenchError):
+    """The run folder cannot be written (no permission, no space left) or holds a file that cannot be read back (a
+    corrupt ``run.json``); the message names the file. It stops the run: nothing more could be stored."""
+
+
 #: Errors of the data itself (an unreadable file: PIL raises ``OSError``s) that fail one image, not the run.
 BAD_DATA: tuple[type[BaseException], ...] = (BenchError, OSError)

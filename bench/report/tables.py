@@ -24,6 +24,7 @@ their reason (:func:`skip_reasons`, "skipped: no ground truth") in place of a nu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -310,6 +311,22 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
 
 
+def table_paths(run_dir: Path, scenarios: Sequence[tuple[str, str, str, float]]) -> dict[tuple, Path]:
+    """:func:`table_path` of each ``(dataset, condition, attack, epsilon)``; names that collide once sanitised
+    (``a/b`` and ``a_b``) each get ``__<8 hex of sha256 of the raw names>`` appended, so no table overwrites another."""
+    plain = {sc: table_path(run_dir, *sc) for sc in scenarios}
+    uses: dict[Path, int] = {}
+    for path in plain.values():
+        uses[path] = uses.get(path, 0) + 1
+    out = {}
+    for sc, path in plain.items():
+        if uses[path] > 1:
+            digest = hashlib.sha256(json.dumps([str(v) for v in sc]).encode("utf-8")).hexdigest()[:8]
+            path = path.with_name(f"{path.stem}__{digest}{path.suffix}")
+        out[sc] = path
+    return out
+
+
 def write_tables(data: RunData) -> list[Path]:
     """Write ``results.csv`` and ``tables/<dataset>__<condition>.csv`` (means; ``n_<metric>`` counts beside them)."""
     run_dir = data.run_dir
@@ -321,30 +338,29 @@ def write_tables(data: RunData) -> list[Path]:
         old.unlink()
     specs = data.specs()
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
-    for dataset in data.order("dataset"):
-        for condition, attack, epsilon in data.scenarios(dataset):
-            entries = data.entries(dataset, condition, attack, epsilon)
-            means, counts = leaderboard(
-                data.records, dataset, condition, entries, metrics, attack=attack, epsilon=epsilon
-            )
-            if means.isna().all().all() and counts.to_numpy().sum() == 0:
-                continue
-            out = means.copy()
+    scenarios = [(d, *sc) for d in data.order("dataset") for sc in data.scenarios(d)]
+    paths = table_paths(run_dir, scenarios)
+    for dataset, condition, attack, epsilon in scenarios:
+        entries = data.entries(dataset, condition, attack, epsilon)
+        means, counts = leaderboard(data.records, dataset, condition, entries, metrics, attack=attack, epsilon=epsilon)
+        if means.isna().all().all() and counts.to_numpy().sum() == 0:
+            continue
+        out = means.copy()
+        for metric in metrics:
+            out[f"n_{metric}"] = counts[metric]
+        worst, seeds = worst_over_seeds(
+            data.records, dataset, condition, entries, metrics, direction, attack=attack, epsilon=epsilon
+        )
+        if (seeds.to_numpy() > 1).any():
             for metric in metrics:
-                out[f"n_{metric}"] = counts[metric]
-            worst, seeds = worst_over_seeds(
-                data.records, dataset, condition, entries, metrics, direction, attack=attack, epsilon=epsilon
-            )
-            if (seeds.to_numpy() > 1).any():
-                for metric in metrics:
-                    out[f"worst_{metric}"] = worst[metric].where(seeds[metric] > 1)
-                    out[f"seeds_{metric}"] = seeds[metric]
-            if attack != NO_ATTACK:
-                out.insert(0, "attack_mode", [_mode_of(data.records, e) for e in out.index])
-            path = table_path(run_dir, dataset, condition, attack, epsilon)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            out.to_csv(path, float_format="%.6g")
-            written.append(path)
+                out[f"worst_{metric}"] = worst[metric].where(seeds[metric] > 1)
+                out[f"seeds_{metric}"] = seeds[metric]
+        if attack != NO_ATTACK:
+            out.insert(0, "attack_mode", [_mode_of(data.records, e) for e in out.index])
+        path = paths[(dataset, condition, attack, epsilon)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(path, float_format="%.6g")
+        written.append(path)
     return written
 
 

@@ -4,7 +4,9 @@
 computes the matrix's pending cells into ``DIR/NAME`` (default ``reports/<matrix name>``), renders the report and
 prints the path of its ``index.html``. Under ``torchrun`` every rank computes its shard of the cells; rank 0 waits
 for the others (a gloo barrier) and renders. Exit code: 0 when every cell is stored with status ok, 1 when a cell
-failed (after finishing the others), 2 for a matrix that does not validate.
+failed (after finishing the others) or the run folder cannot be written (checked before any cell is computed; no
+space left stops the run, the cells stored so far intact), 2 for a matrix that does not validate or a run folder
+that another run holds (``<run>/run.lock``).
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ def _barrier(world: int) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from bench.config.models import check_slug
+    from bench.errors import OutputError
     from bench.paths import reports_dir
     from bench.runner.matrix import MatrixError, load_matrix
-    from bench.runner.runner import run_matrix
 
     try:
         matrix = load_matrix(args.matrix, overrides=args.overrides)
@@ -100,23 +102,37 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     run_dir = (args.out if args.out is not None else reports_dir()) / run_name
     rank, world = _distributed()
-    summary = run_matrix(
-        matrix,
-        run_dir,
-        run_name=run_name,
-        device=args.device,
-        rank=rank,
-        world_size=world,
-        progress=not args.no_progress,
-    )
-    _barrier(world)
-    if summary.failed:
-        print(f"{len(summary.failed)} cell(s) failed (rerun to retry them):")
-        for label in summary.failed:
-            print(f"  {label}")
-    if rank == 0 and not args.no_report:
-        from bench.report.html import write_report
+    try:
+        return _run_locked(args, matrix, run_dir, run_name, rank, world)
+    except OutputError as exc:  # the environment failed (no space, no permission), as in every command: exit 1
+        from bench.cli import error_line
 
-        index = write_report(run_dir)
-        print(index)
+        print(error_line(exc), file=sys.stderr)
+        return 1
+
+
+def _run_locked(args: argparse.Namespace, matrix, run_dir: Path, run_name: str, rank: int, world: int) -> int:
+    from bench.runner.lock import run_lock
+    from bench.runner.runner import run_matrix
+
+    with run_lock(run_dir, rank):  # one run per folder, from its first cell to its report
+        summary = run_matrix(
+            matrix,
+            run_dir,
+            run_name=run_name,
+            device=args.device,
+            rank=rank,
+            world_size=world,
+            progress=not args.no_progress,
+        )
+        _barrier(world)
+        if summary.failed:
+            print(f"{len(summary.failed)} cell(s) failed (rerun to retry them):")
+            for label in summary.failed:
+                print(f"  {label}")
+        if rank == 0 and not args.no_report:
+            from bench.report.html import write_report
+
+            index = write_report(run_dir)
+            print(index)
     return summary.exit_code

@@ -61,10 +61,11 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
-from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset
+from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset, OutputError
 from bench.metrics import METRICS
 from bench.results.schema import NO_GROUND_TRUTH, STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
 from bench.runner.cells import Cell, shard
+from bench.runner.lock import run_lock
 from bench.runner.matrix import DatasetEntry, Matrix
 from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
 from bench.runner.stages.attack import Attacker, planned_mode
@@ -221,11 +222,31 @@ class Runner:
         }
 
     def run(self) -> RunSummary:
-        """Compute this rank's pending cells and metrics; return counts (failure rows do not raise)."""
+        """Compute this rank's pending cells and metrics; return counts (failure rows do not raise).
+
+        Holds the run folder's lock (:func:`bench.runner.lock.run_lock`: a second run on the folder raises
+        :class:`~bench.runner.lock.RunLocked`) and checks that the folder can be written before computing anything;
+        a cell that cannot be stored (no space left) raises :class:`~bench.errors.OutputError` and stops the run,
+        the cells stored before it intact.
+        """
+        with run_lock(self.store.run_dir, self.rank):
+            self.store.check_writable()
+            if self.world_size == 1:  # no other rank may be writing one right now
+                self.store.remove_temporaries()
+            return self._run()
+
+    def _previous_run_info(self) -> dict[str, Any]:
+        try:
+            return self.store.read_run_info() or {}
+        except OutputError as exc:  # rewritten below; the cells are what matters
+            logger.warning("%s; writing it again", exc.message)
+            return {}
+
+    def _run(self) -> RunSummary:
         mine = shard(self.cells, self.rank, self.world_size)
         summary = RunSummary(self.store.run_dir, self.run_name, len(mine), rank=self.rank, world_size=self.world_size)
         if self.rank == 0:
-            previous = self.store.read_run_info() or {}
+            previous = self._previous_run_info()
             info = self.run_info()
             if previous.get("started"):
                 info["first_started"] = previous.get("first_started", previous["started"])
@@ -234,6 +255,8 @@ class Runner:
         for cell in mine:
             stored = self.store.load_payload(cell.key)
             missing = missing_metrics(stored, self.metric_specs)
+            if missing == [] and not self.gallery.intact(stored.gallery):
+                missing = None  # a crop of the stored cell was lost or truncated: compute the cell again
             if missing == []:
                 if set(stored.metric_specs) - set(self.metric_specs):  # metrics dropped from the matrix
                     self.store.write(cell.key, merge(stored, self.metric_specs, set(), None).as_dict())
@@ -273,14 +296,18 @@ class Runner:
                     payload = self._compute_with_sigma(cell, method, metrics, columns)
                     if missing is not None:  # the stored metrics' rows stay, whatever the new ones did
                         payload = merge(stored, self.metric_specs, set(missing), payload)
-            self.store.write(cell.key, payload.as_dict())
+            try:
+                self.store.write(cell.key, payload.as_dict())
+            except OutputError:
+                logger.error("%s: computed but cannot be stored; stopping the run", cell.label())
+                raise
             summary.computed += 1
             if not payload.ok:
                 summary.failed.append(cell.label())
                 logger.warning("cell %s failed: %s", cell.label(), payload.error or "see its failure rows")
         bar.close()
         if self.rank == 0:
-            info = self.store.read_run_info() or self.run_info()
+            info = self._previous_run_info() or self.run_info()
             info["finished"] = now()
             self.store.write_run_info(info)
         return summary
@@ -302,6 +329,11 @@ class Runner:
         checkpoint = self.provenances[name].get("checkpoint")
         if isinstance(exc, (KeyError, MissingAsset)) and checkpoint and "/" not in str(checkpoint):
             return f"python -m bench assets fetch {checkpoint}"
+        if isinstance(exc, BenchError) and checkpoint:  # an unreadable checkpoint file (not safetensors, a pickle)
+            return (
+                f"replace the checkpoint {checkpoint} of method card {name!r} with a valid .safetensors file, or "
+                "point the card's 'checkpoint:' at one"
+            )
         return None
 
     def _compute_with_sigma(
@@ -312,6 +344,8 @@ class Runner:
         if method.capabilities.smoothed and method.sigma_auto:
             try:
                 selection = self.select_sigma(cell, method)
+            except OutputError:  # its record cannot be stored: the run stops (not a failure of this cell)
+                raise
             except BAD_DATA as exc:
                 logger.error("%s: sigma selection failed: %s", cell.label(), exc)
                 fix = getattr(exc, "fix", None)  # a validation set not fetched: its fetch command

@@ -16,6 +16,8 @@ the next run; a ``"failed"`` one is retried.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -23,11 +25,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.errors import OutputError
 from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, CellPayload, RunInfo, SchemaError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ATTACK_COLUMNS", "STATUS_FAILED", "STATUS_OK", "Store", "atomic_write_json"]
+__all__ = ["ATTACK_COLUMNS", "STATUS_FAILED", "STATUS_OK", "Store", "atomic_write_json", "output_error"]
 
 
 def _json_default(obj: Any) -> Any:
@@ -38,15 +41,39 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def storage_fix(exc: OSError) -> str:
+    """What to do about an ``OSError`` of the output folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space (finished cells are kept; rerun to resume) or choose another --out"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "make the folder writable (chmod u+w) or choose another --out"
+    return "check the folder (a file where a folder should be?) or choose another --out"
+
+
+def output_error(path: Path, exc: OSError, doing: str = "cannot write") -> OutputError:
+    """One-line :class:`OutputError` naming ``path`` and the reason of ``exc``, with the fix."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return OutputError(f"{doing} {path}: {reason}", fix=storage_fix(exc))
+
+
 def atomic_write_json(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``payload`` as JSON to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX and Windows).
+
+    Raises :class:`~bench.errors.OutputError` (file, reason and fix) when the folder cannot be written -- no
+    permission, no space left; the temporary file is removed and a previous version of ``path`` stays as it was.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise output_error(path, exc) from exc
     return path
 
 
@@ -131,12 +158,42 @@ class Store:
         return None if info is None else info.as_dict()
 
     def read_info(self) -> RunInfo | None:
-        """The stored ``run.json`` as :class:`RunInfo`; ``None`` when absent. An unknown version or a file that is not
-        JSON raises :class:`SchemaError` naming the file."""
+        """The stored ``run.json`` as :class:`RunInfo`; ``None`` when absent. :class:`OutputError` naming the file when
+        it is not a JSON object (truncated, edited, not UTF-8); :class:`SchemaError` for an unknown version."""
         if not self.run_file.is_file():
             return None
         try:
             data = json.loads(self.run_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{self.run_file}: not JSON ({exc}); delete it and run the matrix again") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = exc
+        if not isinstance(data, dict):
+            why = f"not valid JSON ({data})" if isinstance(data, ValueError) else "not a JSON object"
+            raise OutputError(
+                f"{self.run_file} is {why}",
+                fix=f"delete {self.run_file}; the next `python -m bench run` on this folder writes it again",
+            )
         return RunInfo.from_dict(data, source=str(self.run_file))
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files (``.<name>.<pid>.tmp``) a killed run left in the run folder; call it only while
+        holding the folder's lock with no other rank writing. Returns what was removed."""
+        removed = []
+        for tmp in self.run_dir.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+        if removed:
+            logger.info("removed %d temporary file(s) of an interrupted run in %s", len(removed), self.run_dir)
+        return removed
+
+    def check_writable(self) -> None:
+        """Create the run folder and ``cells/`` and write a probe file into each existing output folder, so that a
+        folder the run cannot write fails before any cell is computed; :class:`OutputError` naming it."""
+        optional = [self.gallery_dir, self.run_dir / "outputs", self.run_dir / "sigma"]  # made when first needed
+        for folder in [self.run_dir, self.cells_dir, *(f for f in optional if f.exists())]:
+            probe = folder / f".write-probe.{os.getpid()}.json"
+            atomic_write_json(probe, {})
+            try:
+                probe.unlink()
+            except OSError as exc:
+                raise output_error(probe, exc, "cannot remove") from exc

@@ -153,11 +153,16 @@ PROVENANCE_KEYS = (
 def checkpoint_provenance(path: str | Path) -> dict[str, Any] | None:
     """Where a training checkpoint comes from, for result provenance and the leaderboard: recipe, trainer,
     iteration, seed, data, init, overrides, world_size, git, perceptual backbone. ``None`` for a file that is not a
-    ``.safetensors`` written by :mod:`bench.train` (or does not exist)."""
+    ``.safetensors`` written by :mod:`bench.train` (or does not exist, or is not a readable safetensors file)."""
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
         return None
-    meta = read_metadata(path)
+    from safetensors import SafetensorError
+
+    try:
+        meta = read_metadata(path)
+    except (SafetensorError, OSError):  # not a readable safetensors file: refused (with the file) when it is loaded
+        return None
     if meta.get("format") != FORMAT:
         return None
     return {k: meta.get(k) for k in PROVENANCE_KEYS}

@@ -3,6 +3,7 @@ helper that runs the command line in-process and checks that a failure is one li
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import zlib
@@ -194,3 +195,29 @@ def tamper_file(path: Path, offset: int = -1) -> None:
     stat = path.stat()
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+# ---- the runner tests' tiny project ------------------------------------------------------------------------------
+
+
+def _write_tiny_project():
+    """``write_tiny_project`` of ``tests/runner/conftest.py`` (a conftest cannot be imported by name)."""
+    path = Path(__file__).resolve().parents[1] / "runner" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_runner_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_tiny_project
+
+
+write_tiny_project = _write_tiny_project()
+
+
+@pytest.fixture
+def project(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The runner tests' tiny project (bicubic + a tiny RRDBNet, 3 images of 32x32, 2 conditions, gallery image
+    ``img0``), ``$BENCH_PROJECT`` set to it; ``out`` and ``run_dir`` (``out/r``) name the run folder."""
+    paths = write_tiny_project(tmp_path / "project")
+    monkeypatch.setenv("BENCH_PROJECT", str(paths["root"]))
+    paths["out"] = tmp_path / "reports"
+    paths["run_dir"] = paths["out"] / "r"
+    return paths

@@ -5,19 +5,30 @@ those, never file names).
 Crops: HR, LR (nearest-upscaled), and the method's SR; for attacked cells (largest budget of each attack only) the
 adversarial input and its output. Only the first seed of a method writes. Files live under
 ``gallery/<dataset>/<condition>[@<attack>]/``.
+
+Every file is written atomically (temporary file, then rename) each time its cell is computed -- HR and LR too, so
+they always come from the same computation as the SR beside them, never from an earlier parameter setting. A stored
+cell whose crops are missing or unreadable (:meth:`Gallery.intact`) is computed again by the next run. A crop that
+cannot be written (no space, no permission) raises :class:`~bench.errors.OutputError`: the run stops, the cells
+stored so far intact.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from bench.images import write_image
+from bench.images import ImageError, write_image
 from bench.results.schema import AttackMode, GalleryEntry
 from bench.runner.cells import Cell
 from bench.runner.matrix import Matrix
+from bench.runner.store import output_error
+
+logger = logging.getLogger(__name__)
 
 
 def safe_name(name: str) -> str:
@@ -87,16 +98,20 @@ class Gallery:
         base = {"dataset": cell.dataset.name, "condition": cell.condition.name, "attack": attack}
         entries = []
 
-        def put(kind: str, tensor: torch.Tensor, filename: str, method: str | None, once: bool = False) -> None:
+        def put(kind: str, tensor: torch.Tensor, filename: str, method: str | None) -> None:
             path = folder / filename
-            if not (once and path.exists()):
+            try:
                 write_image(tensor, path)
+            except ImageError as exc:
+                if isinstance(exc.__cause__, OSError):
+                    raise output_error(path, exc.__cause__) from exc
+                raise
             rel = path.relative_to(self.run_dir).as_posix()
             entries.append(GalleryEntry(**base, kind=kind, path=rel, method=method, mode=mode if method else None))
 
-        if hr is not None:
-            put("hr", hr_crop(hr), "HR.png", None, once=True)
-        put("lr", lr_crop(lr), "LR.png", None, once=True)
+        if hr is not None:  # a set without ground truth has no HR crop
+            put("hr", hr_crop(hr), "HR.png", None)
+        put("lr", lr_crop(lr), "LR.png", None)
         if x_adv is None:
             put("sr", hr_crop(sr), f"sr-{safe_name(cell.method)}.png", cell.method)
         else:
@@ -104,3 +119,15 @@ class Gallery:
             put("adv", lr_crop(x_adv.clamp(0, 1)), f"adv-{stem}.png", cell.method)
             put("sr_adv", hr_crop(sr), f"sr-{stem}.png", cell.method)
         return entries
+
+    def intact(self, entries: Sequence[GalleryEntry]) -> bool:
+        """Whether every crop of a stored cell's ``gallery`` entries is a complete, readable image."""
+        for entry in entries:
+            path = self.run_dir / entry.path
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except (OSError, ValueError, Image.DecompressionBombError):
+                logger.warning("gallery crop %s is missing or unreadable; its cell will be computed again", path)
+                return False
+        return True

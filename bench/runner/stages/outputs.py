@@ -5,15 +5,19 @@ attack, (1, 3, H/s, W/s)) and, for a stochastic method of a matrix with ``sr_spa
 samples, (n, 3, H, W), sample 0 = ``sr/<image>``), float32 in [0, 1], lossless, so that a metric added later is
 scored on exactly the tensors the other metrics saw and no model runs (SR-space columns added later run the method
 again). Written once per cell through a temporary file and
-:func:`os.replace` (atomic).
+:func:`os.replace` (atomic); a failed write raises :class:`~bench.errors.OutputError` and leaves no temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 
 import torch
+
+from bench.runner.store import output_error
 
 
 class OutputStore:
@@ -30,13 +34,23 @@ class OutputStore:
 
     def write(self, key: str, tensors: dict[str, torch.Tensor]) -> str:
         """Write ``tensors`` (``sr/<image>``, ``x/<image>``) atomically; return the path relative to the run."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
-        self.dir.mkdir(parents=True, exist_ok=True)
         final = self.path(key)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, final)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+            os.replace(tmp, final)
+        except (OSError, SafetensorError) as exc:  # no space, no permission: the run stops, stored cells intact
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not isinstance(exc, OSError):  # safetensors reports the I/O error in its message
+                text = str(exc)
+                code = errno.ENOSPC if "os error 28" in text or "No space" in text else None
+                exc = OSError(code, text)
+            raise output_error(final, exc) from exc
         return self.relpath(key)
 
     def read(self, key: str, device: torch.device) -> dict[str, torch.Tensor] | None:
