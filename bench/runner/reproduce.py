@@ -141,7 +141,7 @@ def card_requirement(name: str) -> Requirement:
     ref = missing[0]
     recipe = dict(card.recipe) if isinstance(card.recipe, Mapping) else None
     if recipe is not None and is_path_ref(ref):
-        return Requirement("checkpoint", name, False, f"not trained ({ref})", _recipe_command(recipe),
+        return Requirement("checkpoint", name, False, "not trained (no checkpoint)", _recipe_command(recipe),
                            recipe=str(recipe.get("name")))  # fmt: skip
     if is_path_ref(ref):
         return Requirement("checkpoint", name, False, f"missing file {ref}", f"place the checkpoint at {ref}")
