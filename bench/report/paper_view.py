@@ -245,7 +245,7 @@ def paper_view(
             elif g.attack and g.attack not in run_attacks:
                 missing_groups.append(g.id)
                 where += " (attack not in this matrix)"
-        groups.append(ViewGroup(g.id, g.label, where, g.note))
+        groups.append(ViewGroup(g.id, g.label, where + (f" ({g.bench_note})" if g.bench_note else ""), g.note))
     by_group = {g.id: g for g in table.groups}
 
     def cells_for(method: str | None, published: Sequence[float | None]) -> list[ViewCell]:

@@ -90,6 +90,8 @@ class Group(_Frozen):
             attacked group, the budget the matrix runs (``epsilon`` when the paper states it, else the matrix's
             choice, e.g. 10/255 as CertSR's Figure 1); with :attr:`attack` they name the records exactly. ``None``
             for a group that no matrix measures (an ``Avg`` column is computed from the others).
+        bench_note: what the reader must know about that mapping (e.g. a validation set standing in for a test set
+            whose ground truth is not public); shown with the measured table.
     """
 
     id: str = Field(pattern=_ID)
@@ -105,6 +107,7 @@ class Group(_Frozen):
     bench_dataset: str | None = None
     bench_condition: str | None = None
     bench_epsilon: float | None = None
+    bench_note: str = ""
 
     @field_validator("bench_epsilon", mode="before")
     @classmethod
