@@ -65,6 +65,7 @@ class Requirement:
     fetchable: bool = False
     asset: str | None = None
     recipe: str | None = None
+    train_data: str | None = None
 
 
 @dataclass
@@ -99,9 +100,14 @@ def matrix_name_for(table_id: str, sigma: str = "published") -> str:
     return name
 
 
-def _recipe_command(recipe: Mapping[str, Any]) -> str:
+def _recipe_data(recipe: Mapping[str, Any]) -> str:
+    """The ``--data`` of a card's recipe: the manifest dataset its words name (DIV2K train), else the words."""
     data = str(recipe.get("data") or "")
-    dataset = "div2k-train" if "div2k" in data.lower() and "train" in data.lower() else (data or "DATA")
+    return "div2k-train" if "div2k" in data.lower() and "train" in data.lower() else (data or "DATA")
+
+
+def _recipe_command(recipe: Mapping[str, Any]) -> str:
+    dataset = _recipe_data(recipe)
     return f"python -m bench train {recipe.get('name')} --data {dataset}  (time: not estimated)"
 
 
@@ -142,7 +148,7 @@ def card_requirement(name: str) -> Requirement:
     recipe = dict(card.recipe) if isinstance(card.recipe, Mapping) else None
     if recipe is not None and is_path_ref(ref):
         return Requirement("checkpoint", name, False, "not trained (no checkpoint)", _recipe_command(recipe),
-                           recipe=str(recipe.get("name")))  # fmt: skip
+                           recipe=str(recipe.get("name")), train_data=_recipe_data(recipe))  # fmt: skip
     if is_path_ref(ref):
         return Requirement("checkpoint", name, False, f"missing file {ref}", f"place the checkpoint at {ref}")
     return Requirement("weights", name, False, "not fetched", f"python -m bench assets fetch {ref}", True, asset=ref)
@@ -339,7 +345,7 @@ def train_missing(plan: Plan, device: str) -> list[str]:
     for r in plan.missing:
         if r.kind != "checkpoint" or r.recipe is None:
             continue
-        cmd = [sys.executable, "-m", "bench", "train", r.recipe, "--data", "div2k-train", "--device", device]
+        cmd = [sys.executable, "-m", "bench", "train", r.recipe, "--data", r.train_data or "", "--device", device]
         logger.info("training %s: %s", r.name, " ".join(cmd))
         if subprocess.run(cmd, check=False).returncode != 0:
             failed.append(r.name)

@@ -350,3 +350,23 @@ def test_reproduce_and_t1_end_to_end_on_replica(replica_project, capsys):
     assert 'SupER(×4) [21]<br><span class="paper-missing">not in this matrix</span>' in fragment
     assert "needs an adapter" in fragment and "Known inconsistencies of this table" in fragment
     assert all(note in unescape(fragment) for note in table.notes)
+
+
+def test_train_missing_runs_each_missing_recipe_with_its_data(tmp_path, monkeypatch):
+    """``--train-missing`` runs ``python -m bench train RECIPE --data DATA --device D`` per missing checkpoint."""
+    import subprocess
+
+    from bench.runner.reproduce import plan_table, train_missing
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))  # no trained checkpoint
+    calls = []
+
+    def fake_run(cmd, check=False):
+        calls.append(cmd[cmd.index("train") :])
+        return subprocess.CompletedProcess(cmd, 1 if cmd[cmd.index("train") + 1] == "certsr" else 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    failed = train_missing(plan_table("certsr-t1"), "cpu")
+    cards = ["esrgan-ft", "ad-l-pgd", "ad-l-fgsm", "ad-l-bim", "ad-l-cw", "certsr"]
+    assert calls == [["train", c, "--data", "div2k-train", "--device", "cpu"] for c in cards]
+    assert failed == ["certsr"]
