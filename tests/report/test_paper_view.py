@@ -164,6 +164,7 @@ def test_the_cpu_default_shows_certsr_tables_1_and_2_on_embedded_crops(tmp_path)
     assert section.index('id="paper-certsr-t1"') < section.index('id="paper-certsr-t2"')
     assert html.index('<h2 id="paper-tables">') < html.index('<h2 id="provenance">')  # right after the overview
     assert "measured on embedded crops, not DIV2K-val" in section and "not in this matrix" in section
+    assert "Published numbers (not measured here)" not in html  # the detached block gives way to the paper tables
     assert (run / "paper_tables" / "certsr-t2.csv").is_file() and (run / "paper_tables" / "certsr-t1.tex").is_file()
 
 
