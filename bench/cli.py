@@ -17,6 +17,7 @@ from bench.errors import BenchError
 # (module, what it adds) in the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.runner.commands",  # run, report
+    "bench.runner.reproduce_commands",  # reproduce (paper tables)
     "bench.assets.commands",  # assets list|fetch|verify
     "bench.methods.commands",  # upscale, methods
     "bench.data.commands",  # downscale

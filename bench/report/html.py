@@ -255,6 +255,13 @@ def _published() -> list[dict[str, Any]]:
     return out
 
 
+def _paper_tables(data: RunData) -> list[str]:
+    """The HTML fragments of the run's paper views (none when the run maps to no paper table)."""
+    from bench.report.paper_view import render_html, views_for_run
+
+    return [render_html(v) for v in views_for_run(data)]
+
+
 def render_report(
     data: RunData, curves: list[dict[str, Any]] | None = None, *, inline: bool = False, primary: str | None = None
 ) -> str:
@@ -288,6 +295,9 @@ def render_report(
         "published": _published(),
         "methods": info.methods,
     }
+    # --- paper tables hook: the run's numbers in the papers' layouts (bench/report/paper_view.py) ---
+    context["paper_tables"] = _paper_tables(data)
+    # --- end paper tables hook ---
     # --- leaderboard hook: overview, gallery comparison, sortable tables, linked images (bench/report/board.py) ---
     context.update(board_context(data, curves, inline=inline, primary=primary))  # also "curves": linked or inlined
     # --- end leaderboard hook ---
@@ -303,6 +313,9 @@ def write_report(run_dir: str | Path, *, inline: bool = False, primary: str | No
 
     data = load_run(run_dir)
     write_tables(data)
+    from bench.report.paper_view import views_for_run, write_paper_tables
+
+    write_paper_tables(data.run_dir, views_for_run(data))  # <run>/paper_tables/<table>.csv and .tex
     curves = write_curves(data)
     index = data.run_dir / "index.html"
     index.write_text(render_report(data, curves, inline=inline, primary=primary), encoding="utf-8")

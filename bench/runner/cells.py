@@ -155,11 +155,22 @@ def expand_cells(
                             matrix.scale,
                             threat,
                             matrix.attack_images,
-                            smoothed,
+                            _with_sigma_override(matrix, smoothed, dataset, condition, threat),
                             sr_space,
                         )
                         cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
     return cells
+
+
+def _with_sigma_override(
+    matrix: Matrix, smoothed: Mapping[str, Any] | None, dataset: DatasetEntry, condition: Condition, threat: Threat
+) -> Mapping[str, Any] | None:
+    """A smoothed cell's ``smoothing`` key part, with the matrix's per-column sigma (``smoothing.sigmas``) when one
+    applies to the cell (so the published per-column sigma is part of the key; matrices without it keep their keys)."""
+    if smoothed is None or matrix.smoothing is None or not matrix.smoothing.sigmas:
+        return smoothed
+    found, value = matrix.smoothing.sigma_for(dataset.name, condition.name, threat.name if threat.attacked else None)
+    return {**smoothed, "sigma_override": value} if found else smoothed
 
 
 def shard(cells: Sequence[Cell], rank: int, world_size: int) -> list[Cell]:

@@ -25,6 +25,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
     stochastic_seeds: [0, 1, 2]                        # seeds of stochastic methods (default: ``seeds``)
     smoothing:                                         # CertSR (median smoothing): sigma selection + certificates
       sigma_grid: [0.01, 0.02, 0.03, 0.05]             # null = no smoothing
+      sigmas: {blur: 0.05, fgsm: 0.06}                 # optional per-column override (attack > condition > dataset)
       validation: {dataset: embedded-train, crop: 128, images: 3}   # or images: [a, b]; other keys: dataset args
       metric: lpips_alex
       certify: {epsilons: [0.005, 0.01, 0.02], n_samples: 100, alpha: 0.001}
@@ -307,6 +308,16 @@ class Smoothing(Frozen):
     metric: str = "lpips_alex"
     certify: CertifySpec | None = None
     seed: int = 0
+    sigmas: tuple[tuple[str, float | str | None], ...] = ()
+
+    def sigma_for(self, dataset: str, condition: str, attack: str | None) -> tuple[bool, float | str | None]:
+        """The ``sigmas`` override of a cell: ``(True, value)`` for the first of attack entry, condition, dataset
+        that the mapping names (value: a sigma, ``None`` for no smoothing, or ``"auto"``), else ``(False, None)``."""
+        table = dict(self.sigmas)
+        for key in (attack, condition, dataset):
+            if key is not None and key in table:
+                return True, table[key]
+        return False, None
 
     def selection_identity(self) -> dict[str, Any]:
         return {

@@ -335,7 +335,8 @@ def _smoothing(raw: Any, datasets: Sequence[DatasetEntry], scale: int, problems:
         c = spec.certify
         certify = CertifySpec(tuple(c.epsilons), c.n_samples, float(c.alpha))
     validation = Validation(val.dataset, val.crop, images, kwargs)
-    return Smoothing(tuple(spec.sigma_grid), validation, metric, certify, spec.seed)
+    sigmas = tuple((spec.sigmas or {}).items())
+    return Smoothing(tuple(spec.sigma_grid), validation, metric, certify, spec.seed, sigmas)
 
 
 def _sr_space(raw: Any) -> SrSpace | None:
@@ -366,6 +367,12 @@ def resolve(
     attacks = _attacks(data.get("attacks"), conditions, problems)
     _repeated(data.get("attacks"), "attacks", "attack", problems)
     smoothing = _smoothing(data.get("smoothing"), datasets, scale, problems)
+    if smoothing is not None:
+        columns = {d.name for d in datasets} | {c.name for c in conditions} | {a.name for a in attacks}
+        for key, _ in smoothing.sigmas:
+            if key not in columns:
+                hint = suggestion(key, sorted(columns))
+                problems.append(f"smoothing.sigmas.{key}: names no attack, condition or dataset of the matrix{hint}")
     gallery = spec.gallery if spec is not None else None
     if gallery is not None and gallery.dataset is not None and gallery.dataset not in [d.name for d in datasets]:
         names = [d.name for d in datasets]

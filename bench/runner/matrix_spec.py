@@ -180,6 +180,14 @@ class SmoothingSpec(Frozen):
     metric: str = Field("lpips_alex", description="the metric sigma is chosen by")
     certify: CertifySpecFile | None = None
     seed: Int = 0
+    sigmas: dict[str, PositiveFloat | Literal["auto"] | None] | None = Field(
+        None,
+        description=(
+            "per-column sigma override of every smoothed method: an attack entry, condition or dataset name -> "
+            "sigma (null: no smoothing, auto: chosen on the validation split); the attack wins over the condition, "
+            "the condition over the dataset (CertSR's published per-column sigmas)"
+        ),
+    )
 
 
 #: ``sr_space.columns`` names -> the keys of :func:`bench.metrics.diversity.diversity_score` they record (each key is

@@ -171,6 +171,7 @@ class Runner:
         self.attack = Attacker(self.device)
         self.gallery = Gallery(matrix, self.store.run_dir, the_plan.max_eps)
         self.outputs = OutputStore(self.store.run_dir)
+        self._card_sigmas: dict[int, Any] = {}  # id(method) -> the card's sigma (restored after a per-column override)
         self.select_sigma = SigmaSelector(
             matrix,
             self.store.run_dir,
@@ -341,7 +342,10 @@ class Runner:
     ) -> CellPayload:
         """Choose sigma first for a ``sigma: auto`` method (a failing selection fails the cell), then compute it."""
         selection = None
-        if method.capabilities.smoothed and method.sigma_auto:
+        auto = method.capabilities.smoothed and method.sigma_auto
+        if method.capabilities.smoothed:  # the matrix's per-column sigma (smoothing.sigmas) overrides the card's
+            auto = self._apply_sigma_override(cell, method, auto)
+        if auto:
             try:
                 selection = self.select_sigma(cell, method)
             except OutputError:  # its record cannot be stored: the run stops (not a failure of this cell)
@@ -351,6 +355,37 @@ class Runner:
                 fix = getattr(exc, "fix", None)  # a validation set not fetched: its fetch command
                 return self._failed_cell(cell, exc, prefix="sigma selection: ", fix=fix)
         return self.compute_cell(cell, method, selection, metrics, columns)
+
+    def _apply_sigma_override(self, cell: Cell, method: Any, auto: bool) -> bool:
+        """Set ``method.sigma`` from ``smoothing.sigmas`` for this cell (or back to the card's sigma when the mapping
+        names none of its columns); return whether sigma must be chosen (``auto``). The value is in the cell key."""
+        card_sigma = self._card_sigmas.setdefault(id(method), method.sigma)
+        sm = self.matrix.smoothing
+        found, value = (
+            (False, None)
+            if sm is None
+            else sm.sigma_for(
+                cell.dataset.name, cell.condition.name, (cell.threat.name if cell.threat.attacked else None)
+            )
+        )
+        if not found:
+            if not auto:
+                method.sigma = card_sigma
+            return auto
+        if value == "auto":
+            return True
+        method.sigma = value
+        logger.info("%s: sigma %s (matrix smoothing.sigmas)", cell.label(), value)
+        return False
+
+    def _sigma_source(self, cell: Cell, selection: Any) -> str:
+        """Where a smoothed cell's sigma came from: ``selection``, ``matrix`` (smoothing.sigmas) or ``card``."""
+        if selection is not None:
+            return "selection"
+        sm = self.matrix.smoothing
+        threat = cell.threat.name if cell.threat.attacked else None
+        found = sm is not None and sm.sigma_for(cell.dataset.name, cell.condition.name, threat)[0]
+        return "matrix" if found else "card"
 
     # ------------------------------------------------------------------------------------------------ payloads
     def _payload(self, cell: Cell, status: str, records: list, started: str, seconds: float, n_images: int):
@@ -449,6 +484,7 @@ class Runner:
                 "settings": method.settings(),
                 "sigma": sigma,
                 "sigma_auto": bool(method.sigma_auto),
+                "sigma_source": self._sigma_source(cell, selection),
                 "selection": None if selection is None else dict(selection),
                 "certificates": state.certificates,
             }

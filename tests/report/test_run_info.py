@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.errors import OutputError
 from bench.report.tables import load_run
 from bench.results.schema import RUN_SCHEMA_VERSION, MatrixInfo, RunInfo, SchemaError
 from bench.runner.store import Store
@@ -119,5 +120,5 @@ def test_the_store_writes_the_version_and_the_report_refuses_a_newer_file(tmp_pa
     with pytest.raises(SchemaError, match=str(store.run_file)):
         load_run(store.run_dir)
     store.run_file.write_text("{not json")
-    with pytest.raises(SchemaError, match="not JSON"):
+    with pytest.raises(OutputError, match=r"run\.json is not valid JSON"):  # names the file, says how to fix it
         load_run(store.run_dir)

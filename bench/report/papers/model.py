@@ -85,6 +85,13 @@ class Group(_Frozen):
         scale: upscaling factor of the column (4 unless printed otherwise).
         aggregate: ``"mean"`` when the column is the average of other groups (``Avg``).
         note: anything else the paper says about the column.
+        bench_dataset, bench_condition, bench_epsilon: where the group's numbers are in a run of the table's matrix
+            (``bench/matrices/<table id>.yaml``): the dataset (a manifest name), the matrix condition and, for an
+            attacked group, the budget the matrix runs (``epsilon`` when the paper states it, else the matrix's
+            choice, e.g. 10/255 as CertSR's Figure 1); with :attr:`attack` they name the records exactly. ``None``
+            for a group that no matrix measures (an ``Avg`` column is computed from the others).
+        bench_note: what the reader must know about that mapping (e.g. a validation set standing in for a test set
+            whose ground truth is not public); shown with the measured table.
     """
 
     id: str = Field(pattern=_ID)
@@ -97,6 +104,17 @@ class Group(_Frozen):
     scale: int = 4
     aggregate: Literal["mean"] | None = None
     note: str = ""
+    bench_dataset: str | None = None
+    bench_condition: str | None = None
+    bench_epsilon: float | None = None
+    bench_note: str = ""
+
+    @field_validator("bench_epsilon", mode="before")
+    @classmethod
+    def _fraction(cls, value: object) -> object:
+        from bench.config.epsilon import parse_epsilon
+
+        return None if value is None else parse_epsilon(value)
 
 
 class Column(_Frozen):

@@ -1,0 +1,398 @@
+"""Reproducing one paper table: what its matrix needs, what is missing, how much it costs, and running it.
+
+A paper table (:mod:`bench.report.papers`, ``tables/<id>.yaml``) has a matrix of the same name
+(``bench/matrices/<id>.yaml``; ``<id>-auto`` is the variant whose CertSR sigma is chosen per column). Before running
+it, :func:`plan_table` checks three kinds of inputs and says how to get each missing one:
+
+* **datasets**: the manifest status of every evaluated dataset (and of the sigma-selection split when a column's
+  sigma is ``auto``) -- ``python -m bench datasets fetch NAME`` (with ``--from PATH`` for manual downloads);
+* **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME``;
+* **checkpoints**: the cards' checkpoints produced by a training recipe -- ``python -m bench train RECIPE --data
+  DATA``. The project has no cost model of training or evaluation, so no time is estimated ("time: not estimated");
+  the plan counts the work instead.
+
+Work counted (:class:`Plan`): cells of the matrix, and base-model evaluations (forward / backward passes through the
+SR network, per image summed over images): one forward per image for a plain method; ``n`` forwards for median
+smoothing with a sigma (its noisy copies); an attack adds, per step, one forward and one backward per EOT sample
+(times the copies of a smoothed method), plus the clean loss and the final evaluation. Image counts come from the
+dataset manifests (``images`` at the matrix's scale) or from the dataset itself when it is built (embedded sets);
+``attack_images`` caps attacked cells. The counts are estimates of that model; they do not include metrics.
+
+Example::
+
+    plan = plan_table("certsr-t1")
+    print(format_plan(plan))            # what `python -m bench reproduce certsr-t1 --dry-run` prints
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.report.papers import PaperTable, load_table, table_ids
+
+logger = logging.getLogger(__name__)
+
+NOT_ESTIMATED = "time: not estimated (no cost model of training or evaluation in the project)"
+#: Base-model passes of one attack step, by attack kind: (forwards, backwards) per step, and the number of steps
+#: taken from the attack's ``steps`` parameter (FGSM: 1; BIM/PGD default 10; CW default 6).
+ATTACK_DEFAULT_STEPS = {"fgsm": 1, "bim": 10, "pgd": 10, "cw": 6, "random_sign": 1}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One input of a table's run: a dataset, a card's weights or a trained checkpoint.
+
+    Attributes:
+        kind: ``dataset``, ``weights`` (an asset), ``checkpoint`` (a training recipe's output) or ``card`` (a card
+            file that does not load).
+        name: the dataset, the card.
+        ready: whether it is there.
+        state: what the check found (``ready``, ``missing``, ``partial``, ``modified``, ``no card`` ...).
+        command: the command that makes it ready (``None`` when ready or when nothing can).
+        fetchable: whether :func:`reproduce` can get it without a training run or a manual download.
+    """
+
+    kind: str
+    name: str
+    ready: bool
+    state: str
+    command: str | None = None
+    fetchable: bool = False
+    asset: str | None = None
+    recipe: str | None = None
+    train_data: str | None = None
+
+
+@dataclass
+class Plan:
+    """What reproducing a table needs and costs (see the module docstring)."""
+
+    table: PaperTable
+    matrix_name: str
+    matrix: Any
+    requirements: list[Requirement] = field(default_factory=list)
+    cells: int = 0
+    measurable_cells: int = 0
+    images: dict[str, int | None] = field(default_factory=dict)
+    forwards: int = 0
+    backwards: int = 0
+    rows_measurable: int = 0
+    rows_total: int = 0
+
+    @property
+    def missing(self) -> list[Requirement]:
+        return [r for r in self.requirements if not r.ready]
+
+
+def matrix_name_for(table_id: str, sigma: str = "published") -> str:
+    """The packaged matrix of a table: ``<id>``, or ``<id>-auto`` for ``sigma="auto"`` (CertSR tables)."""
+    from bench.runner.matrix import available_matrices
+
+    base = "ntire20-t1" if table_id == "ntire20-t1-val" else table_id  # one matrix measures both NTIRE track-1 tables
+    name = f"{base}-auto" if sigma == "auto" else base
+    if name not in available_matrices():
+        raise KeyError(f"no matrix {name!r} for table {table_id!r} (sigma {sigma}); tables: {', '.join(table_ids())}")
+    return name
+
+
+def _recipe_data(recipe: Mapping[str, Any]) -> str:
+    """The ``--data`` of a card's recipe: the manifest dataset its words name (DIV2K train), else the words."""
+    data = str(recipe.get("data") or "")
+    return "div2k-train" if "div2k" in data.lower() and "train" in data.lower() else (data or "DATA")
+
+
+def _recipe_command(recipe: Mapping[str, Any]) -> str:
+    dataset = _recipe_data(recipe)
+    return f"python -m bench train {recipe.get('name')} --data {dataset}  (time: not estimated)"
+
+
+def _checkpoint_refs(card: Any) -> list[str]:
+    """The checkpoints a card loads: its own, and a wrapper's base (a card name or an ``{adapter, args}`` mapping)."""
+    from bench.methods.cards import load_card
+
+    refs = [r for r in [card.checkpoint_ref()] if r is not None]
+    base = card.args.get("base")
+    if isinstance(base, str) and base != card.name:
+        refs += _checkpoint_refs(load_card(base))
+    elif isinstance(base, Mapping):
+        ckpt = (base.get("args") or {}).get("checkpoint")
+        if ckpt:
+            from bench.methods.checkpoint import expand_path, is_path_ref
+
+            if is_path_ref(str(ckpt)):
+                path = expand_path(str(ckpt))
+                refs.append(str(path if path.is_absolute() else (card.path.parent / path).resolve()))
+            else:
+                refs.append(str(ckpt))
+    return refs
+
+
+def card_requirement(name: str) -> Requirement:
+    """Whether card ``name`` can be built offline, and the command that makes it so (fetch or train)."""
+    from bench.methods.cards import load_card
+    from bench.methods.checkpoint import checkpoint_available, is_path_ref
+
+    try:
+        card = load_card(name)
+    except (KeyError, OSError, ValueError) as exc:
+        return Requirement("card", name, False, "no card", f"write methods/{name}.yaml ({str(exc)[:80]})")
+    missing = [r for r in _checkpoint_refs(card) if not checkpoint_available(r)]
+    if not missing:
+        return Requirement("weights", name, True, "ready")
+    ref = missing[0]
+    recipe = dict(card.recipe) if isinstance(card.recipe, Mapping) else None
+    if recipe is not None and is_path_ref(ref):
+        return Requirement("checkpoint", name, False, "not trained (no checkpoint)", _recipe_command(recipe),
+                           recipe=str(recipe.get("name")), train_data=_recipe_data(recipe))  # fmt: skip
+    if is_path_ref(ref):
+        return Requirement("checkpoint", name, False, f"missing file {ref}", f"place the checkpoint at {ref}")
+    return Requirement("weights", name, False, "not fetched", f"python -m bench assets fetch {ref}", True, asset=ref)
+
+
+def dataset_requirement(name: str) -> Requirement:
+    """The manifest status of dataset ``name`` (registered non-manifest datasets are ready)."""
+    from bench.data.store import DatasetStore
+
+    store = DatasetStore()
+    if name not in store.manifests:
+        return Requirement("dataset", name, True, "registered (no manifest)")
+    manifest = store.get(name)
+    state = store.status(name).state
+    command = None if state == "ready" else manifest.fetch_command() + (" --force" if state == "modified" else "")
+    return Requirement("dataset", name, state == "ready", state, command, manifest.fetchable)
+
+
+def _images(name: str, scale: int, ready: bool, entry: Any) -> int | None:
+    from bench.data.store import DatasetStore
+
+    store = DatasetStore()
+    if name in store.manifests:
+        counts = store.get(name).images or {}
+        if scale in counts:
+            return int(counts[scale])
+    if ready:
+        try:
+            from bench.data import DATASETS
+
+            factory = DATASETS.get(name)
+            return len(factory(**entry.factory_kwargs(factory, scale)).names())
+        except (KeyError, OSError, ValueError, TypeError):
+            return None
+    return None
+
+
+def _copies(sigma: Any, n: int) -> int:
+    return n if sigma not in (None, 0) else 1
+
+
+def _cell_passes(cell: Any, matrix: Any, provenance: Mapping[str, Any], images: int) -> tuple[int, int]:
+    """(forwards, backwards) of the base model for one cell (see the module docstring)."""
+    args = provenance.get("args") or {}
+    smoothed = provenance.get("adapter") == "median_smoothing"
+    n = int(args.get("n", 21)) if smoothed else 1
+    sigma: Any = args.get("sigma") if smoothed else None
+    if smoothed and matrix.smoothing is not None:
+        found, value = matrix.smoothing.sigma_for(
+            cell.dataset.name, cell.condition.name, cell.threat.name if cell.threat.attacked else None
+        )
+        if found:
+            sigma = 0.05 if value == "auto" else value  # auto: some sigma of the grid, usually smoothed
+    if isinstance(sigma, str):
+        sigma = 0.05
+    copies = _copies(sigma, n)
+    forwards, backwards = copies * images, 0
+    if cell.threat.attacked:
+        attacked = min(images, matrix.attack_images) if matrix.attack_images else images
+        params = cell.threat.params or {}
+        steps = int(params.get("steps", ATTACK_DEFAULT_STEPS.get(cell.threat.attack, 1)))
+        eot = int(cell.threat.eot_samples or 1) if provenance.get("stochastic") else 1
+        per_image = steps * eot * copies * max(1, int(cell.threat.restarts or 1))
+        forwards += attacked * (per_image + copies)  # + the clean loss
+        backwards += attacked * per_image
+    return forwards, backwards
+
+
+def plan_table(table_id: str, *, sigma: str = "published", overrides: Sequence[str] = ()) -> Plan:
+    """Check the inputs of table ``table_id``'s matrix and count its work (see the module docstring)."""
+    from bench.runner.matrix import load_matrix
+    from bench.runner.stages.plan import plan as plan_cells
+
+    table = load_table(table_id)
+    name = matrix_name_for(table_id, sigma)
+    matrix = load_matrix(name, overrides=overrides)
+    out = Plan(table, name, matrix)
+    seen: set[str] = set()
+    for entry in matrix.datasets:
+        if entry.name not in seen:
+            seen.add(entry.name)
+            out.requirements.append(dataset_requirement(entry.name))
+    needs_selection = matrix.smoothing is not None and any(v == "auto" for _, v in matrix.smoothing.sigmas)
+    if needs_selection and matrix.smoothing.validation.dataset not in seen:
+        out.requirements.append(dataset_requirement(matrix.smoothing.validation.dataset))
+    cards = {m: card_requirement(m) for m in matrix.methods}
+    out.requirements += list(cards.values())
+    ready_data = {r.name: r.ready for r in out.requirements if r.kind == "dataset"}
+    for entry in matrix.datasets:
+        out.images[entry.name] = _images(entry.name, matrix.scale, ready_data.get(entry.name, False), entry)
+    the_plan = plan_cells(matrix)
+    out.cells = len(the_plan.cells)
+    for cell in the_plan.cells:
+        images = out.images.get(cell.dataset.name) or 0
+        f, b = _cell_passes(cell, matrix, the_plan.provenances.get(cell.method, {}), images)
+        out.forwards += f
+        out.backwards += b
+        if cards[cell.method].ready and ready_data.get(cell.dataset.name, False):
+            out.measurable_cells += 1
+    rows = [r for r in table.rows]
+    out.rows_total = len(rows)
+    out.rows_measurable = sum(1 for r in rows if r.card in cards and cards[r.card].ready)
+    return out
+
+
+def _fmt_count(value: int) -> str:
+    return f"{value:,}".replace(",", " ")
+
+
+def format_plan(plan: Plan) -> str:
+    """The ``--dry-run`` text: datasets, cards, what is missing with its command, and the counts."""
+    t, m = plan.table, plan.matrix
+    lines = [f"{t.id}: {t.title} ({t.source}) -- matrix {plan.matrix_name}"]
+    lines.append("datasets:")
+    for r in plan.requirements:
+        if r.kind == "dataset":
+            n = plan.images.get(r.name)
+            lines.append(f"  {r.name}: {r.state}" + (f", {n} images" if n is not None else ""))
+    lines.append("rows (paper row -> card):")
+    cards = {r.name: r for r in plan.requirements if r.kind != "dataset"}
+    for row in t.rows:
+        if row.card is None:
+            lines.append(f"  {row.label}: no card ({row.status.replace('_', ' ')})")
+            continue
+        req = cards.get(row.card)
+        state = "not in the matrix" if req is None else req.state
+        lines.append(f"  {row.label}: {row.card} -- {state}")
+    missing = plan.missing
+    lines.append(f"missing ({len(missing)}):" if missing else "missing: nothing")
+    for r in missing:
+        lines.append(f"  {r.kind} {r.name}: {r.command}")
+    lines.append(
+        f"cells: {plan.cells} ({plan.measurable_cells} measurable now); rows measurable now: "
+        f"{plan.rows_measurable} of {plan.rows_total}"
+    )
+    unknown = [k for k, v in plan.images.items() if v is None]
+    lines.append(
+        f"model evaluations: {_fmt_count(plan.forwards)} forwards, {_fmt_count(plan.backwards)} backwards "
+        "(base-model passes: attack steps x EOT samples x smoothing copies, over images"
+        + (f"; image count unknown for {', '.join(unknown)}" if unknown else "")
+        + ")"
+    )
+    lines.append(NOT_ESTIMATED)
+    if m.smoothing is not None and m.smoothing.sigmas:
+        lines.append("smoothing sigma per column: " + ", ".join(f"{k}={v}" for k, v in m.smoothing.sigmas))
+    return "\n".join(lines)
+
+
+def summary_lines() -> list[str]:
+    """One line per table: rows measurable now / rows, cells measurable now / cells, missing datasets."""
+    out = []
+    for tid in table_ids():
+        try:
+            p = plan_table(tid)
+        except (KeyError, ValueError) as exc:
+            out.append(f"{tid}: {exc}")
+            continue
+        data = [r.name for r in p.missing if r.kind == "dataset"]
+        pct = 100.0 * p.measurable_cells / p.cells if p.cells else math.nan
+        out.append(
+            f"{tid:15s} rows {p.rows_measurable}/{p.rows_total}, cells {p.measurable_cells}/{p.cells} "
+            f"({pct:.0f}%) measurable now" + (f"; datasets missing: {', '.join(data)}" if data else "")
+        )
+    return out
+
+
+def fetch_missing(plan: Plan) -> list[str]:
+    """Fetch the missing datasets and weights that need no manual step; return what could not be fetched."""
+    from bench.data.store import DatasetStore
+
+    left = []
+    for r in plan.missing:
+        try:
+            if r.kind == "dataset" and r.fetchable:
+                DatasetStore().fetch(r.name, force=r.state == "modified")
+            elif r.kind == "weights" and r.asset is not None:
+                from bench.assets import fetch
+
+                fetch(r.asset)
+            else:
+                left.append(f"{r.kind} {r.name}: {r.command}")
+        except Exception as exc:
+            logger.error("cannot fetch %s %s: %s", r.kind, r.name, exc)
+            left.append(f"{r.kind} {r.name}: {r.command} (failed: {str(exc)[:120]})")
+    return left
+
+
+def train_missing(plan: Plan, device: str) -> list[str]:
+    """Train the recipes of the missing checkpoints (``python -m bench train``), one process each; return failures."""
+    import subprocess
+    import sys
+
+    failed = []
+    for r in plan.missing:
+        if r.kind != "checkpoint" or r.recipe is None:
+            continue
+        cmd = [sys.executable, "-m", "bench", "train", r.recipe, "--data", r.train_data or "", "--device", device]
+        logger.info("training %s: %s", r.name, " ".join(cmd))
+        if subprocess.run(cmd, check=False).returncode != 0:
+            failed.append(r.name)
+    return failed
+
+
+def reproduce(
+    table_id: str,
+    run_dir: str | Path,
+    *,
+    device: str = "auto",
+    sigma: str = "published",
+    overrides: Sequence[str] = (),
+    train: bool = False,
+    fetch: bool = True,
+    progress: bool = True,
+) -> tuple[Path, Any, list[str]]:
+    """Fetch what can be fetched, train when asked, run the table's matrix (resumable) and write the report.
+
+    Returns ``(index.html, run summary, what is still missing)``. Cells whose card cannot be built or whose dataset is
+    missing are recorded as failures by the runner (with the repairing command); the paper view marks their rows.
+    """
+    from bench.report.html import write_report
+    from bench.runner.runner import run_matrix
+
+    plan = plan_table(table_id, sigma=sigma, overrides=overrides)
+    if fetch:
+        fetch_missing(plan)
+    if train:
+        failed = train_missing(plan, device)
+        if failed:
+            logger.error("training failed for %s", ", ".join(failed))
+    if fetch or train:
+        plan = plan_table(table_id, sigma=sigma, overrides=overrides)
+    left = [f"{r.kind} {r.name}: {r.command}" for r in plan.missing]
+    ready = {r.name for r in plan.requirements if r.kind == "dataset" and r.ready}
+    datasets = tuple(d for d in plan.matrix.datasets if d.name in ready)
+    if not datasets:
+        raise DatasetsMissing(table_id, left)
+    matrix = plan.matrix.model_copy(update={"datasets": datasets})  # the missing datasets' cells are not run
+    summary = run_matrix(matrix, run_dir, device=device, progress=progress)
+    index = write_report(run_dir)
+    return index, summary, left
+
+
+class DatasetsMissing(FileNotFoundError):
+    """None of a table's datasets is ready; the message lists the commands that get them."""
+
+    def __init__(self, table_id: str, missing: Sequence[str]) -> None:
+        super().__init__(f"table {table_id}: no dataset of its matrix is ready; " + "; ".join(missing))
