@@ -297,13 +297,13 @@ def views_for_run(data: Any) -> list[PaperView]:
     """The paper views a run's report shows: its table(s) when the run's matrix is a paper table's (``certsr-t1``,
     ``certsr-t1-auto`` ...); for a run on the embedded photos (the CPU default) CertSR Tables 1 and 2 on its numbers,
     labelled :data:`EMBEDDED_LABEL`; otherwise none."""
-    matrix = data.info.get("matrix", {})
-    name = str(matrix.get("name") or "").removesuffix("-auto")
+    matrix = data.info.matrix
+    name = str(matrix.name or "").removesuffix("-auto")
     ids = table_ids()
     if name in ids:
         tables = [name, "ntire20-t1-val"] if name == "ntire20-t1" else [name]
         return [paper_view(load_table(t), data) for t in tables]
-    datasets = [d.get("name") for d in matrix.get("datasets", [])]
+    datasets = matrix.names("dataset")
     if "embedded-eval" in datasets:
         mapping = {"div2k-val": "embedded-eval"}
         return [
