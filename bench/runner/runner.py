@@ -1,6 +1,8 @@
 """Execute a matrix: plan its cells, skip the stored ones, compute the others, store each one atomically.
 
-Per image of a cell, the stages of :mod:`bench.runner.stages`, top to bottom::
+The runner only loops, skips, builds (datasets, methods, the run's stages) and persists; one cell is computed by
+:class:`bench.runner.cell.CellEvaluator`. Per image of a cell, the stages of :mod:`bench.runner.stages`, top to
+bottom::
 
     plan      matrix -> cells and keys (once per run)
     prepare   HR (modcropped), LR = sample.lr or imresize(HR, 1/scale) rounded to 8 bits
@@ -51,7 +53,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,31 +62,24 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
-from bench.errors import BAD_DATA, AttackRefused, BadOutput, BenchError, MissingAsset, OutputError
-from bench.metrics import METRICS
-from bench.results.schema import NO_GROUND_TRUTH, STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
+from bench.errors import BAD_DATA, BenchError, MissingAsset, OutputError
+from bench.results.schema import STATUS_FAILED, CellPayload
+from bench.runner.cell import CellEvaluator
 from bench.runner.cells import Cell, shard
 from bench.runner.lock import run_lock
 from bench.runner.matrix import DatasetEntry, Matrix
 from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
-from bench.runner.stages.attack import Attacker, planned_mode
+from bench.runner.stages.attack import Attacker
 from bench.runner.stages.corrupt import Corrupter
 from bench.runner.stages.gallery import Gallery
-from bench.runner.stages.infer import certify_settings, finite_mask, infer, method_generator
 from bench.runner.stages.outputs import OutputStore
 from bench.runner.stages.plan import plan
-from bench.runner.stages.prepare import Item, prepare
 from bench.runner.stages.record import Rows, cell_labels
 from bench.runner.stages.rescore import merge, missing_metrics, rescore
 from bench.runner.stages.sample import SRSpace
 from bench.runner.stages.score import (
-    CERT_PSNR_METRIC,
-    METRIC_DATA_ERRORS,
-    Skipped,
     build_metrics,
     certified_specs,
-    certified_values,
-    score,
 )
 from bench.runner.stages.sigma import SigmaSelector
 from bench.runner.store import Store
@@ -116,18 +110,6 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
-
-
-@dataclass
-class _CellState:
-    """What one cell's batches gather besides its rows."""
-
-    attacks: list[dict[str, Any]] = field(default_factory=list)
-    certificates: list[dict[str, Any]] = field(default_factory=list)
-    gallery: list[GalleryEntry] = field(default_factory=list)
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    columns: list[str] = field(default_factory=list)  # SR-space columns to compute (record names)
-    sr_space: dict[str, dict[str, Any]] = field(default_factory=dict)  # image -> seeds and forward passes
 
 
 class Runner:
@@ -181,6 +163,20 @@ class Runner:
             self.corrupt.corruption,
             self.attack.build,
             self.metrics,
+        )
+        self.evaluator = CellEvaluator(
+            self.run_name,
+            matrix,
+            self.device,
+            self.metrics,
+            self.sr_space,
+            self.corrupt,
+            self.attack,
+            self.gallery,
+            self.outputs,
+            self.dataset,
+            self._payload,
+            progress,
         )
 
     def dataset(self, entry: Cell | DatasetEntry):
@@ -430,170 +426,13 @@ class Runner:
         metrics: Mapping[str, Any] | None = None,
         columns: list[str] | None = None,
     ) -> CellPayload:
-        """Every image of the cell through the stages; the project's errors and bad data become failure rows.
+        """Every image of the cell through the stages (:meth:`bench.runner.cell.CellEvaluator.compute`); the
+        project's errors and bad data become failure rows.
 
         ``metrics`` (default: the run's) and ``columns`` (SR-space columns, default: the run's) are what to compute.
         """
-        metrics = self.metrics if metrics is None else metrics
-        started, t0 = now(), time.perf_counter()
-        caps = method.capabilities
-        sigma = method.sigma if caps.smoothed else None
-        rows = Rows(self.run_name, cell, planned_mode(cell, caps.stochastic), sigma)
-        state = _CellState(columns=list(self.sr_space.specs) if columns is None else list(columns))
-        records: list[dict[str, Any]] = []
-        dataset = self.dataset(cell)
-        names = list(dataset.names())
-        if cell.threat.attacked and self.matrix.attack_images is not None:
-            names = names[: self.matrix.attack_images]
-        if cell.threat.attacked and not getattr(dataset, "has_ground_truth", True):
-            logger.info("%s: skipped (no ground truth: the attack's loss needs the HR)", cell.label())
-            records = [rows.skipped(n, m, NO_GROUND_TRUTH, metrics[m].spec.as_dict()) for n in names for m in metrics]
-            names = []
-        per_call = 1 if (caps.stochastic or cell.threat.attacked) else self.matrix.batch_images
-        batch: list[Item] = []
-        for name in tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr):
-            try:
-                batch.append(self.corrupt(cell, prepare(dataset, name, self.matrix.scale, self.device)))
-            except BAD_DATA as exc:  # a broken image fails that image only
-                logger.warning("%s: image %s failed: %s", cell.label(), name, exc)
-                records.append(rows.failed(name, None, error_text(exc)))
-                continue
-            if len(batch) >= per_call:
-                records.extend(self._evaluate(cell, method, batch, rows, state, metrics))
-                batch = []
-        if batch:
-            records.extend(self._evaluate(cell, method, batch, rows, state, metrics))
-        seconds = time.perf_counter() - t0
-        n_failed = sum(r["status"] == STATUS_FAILED for r in records)  # skipped rows leave the cell ok
-        status = STATUS_FAILED if n_failed else STATUS_OK
-        payload = self._payload(cell, status, records, started, seconds, len(names))
-        payload.metric_specs = {name: m.spec.as_dict() for name, m in metrics.items()}
-        payload.metric_specs.update({c: self.sr_space.specs[c] for c in state.columns})
-        if state.columns:
-            n = self.matrix.sr_space.samples if self.matrix.sr_space is not None else None
-            payload.sr_space = {"samples": n, "sampled": caps.stochastic, "images": state.sr_space}
-        payload.gallery = state.gallery
-        if status != STATUS_OK:
-            payload.error = f"{n_failed} failure rows"
-        elif self.matrix.store_outputs and state.outputs:
-            payload.outputs = self.outputs.write(cell.key, state.outputs)
-        if cell.threat.attacked:
-            payload.attack = {"threat": cell.threat.identity(), "label": cell.threat.label(), "batches": state.attacks}
-        if caps.smoothed:
-            payload.smoothing = {
-                "settings": method.settings(),
-                "sigma": sigma,
-                "sigma_auto": bool(method.sigma_auto),
-                "sigma_source": self._sigma_source(cell, selection),
-                "selection": None if selection is None else dict(selection),
-                "certificates": state.certificates,
-            }
-        return payload
-
-    def _evaluate(self, cell, method, batch: list[Item], rows: Rows, state: _CellState, metrics) -> list[dict]:
-        """Attack, infer and score the images of one batch, one image size at a time (``hr`` None without ground
-        truth: no-reference metrics only, no certificate)."""
-        out: list[dict[str, Any]] = []
-        groups: dict[tuple, list[Item]] = {}
-        for item in batch:
-            groups.setdefault((tuple(item.lr.shape), item.hr is None), []).append(item)
-        for items in groups.values():
-            names = [it.name for it in items]
-            lr_clean = torch.cat([it.lr for it in items])
-            hr = None if items[0].hr is None else torch.cat([it.hr for it in items])
-            n, c, h, w = lr_clean.shape
-            sr_shape = hr.shape if hr is not None else torch.Size((n, c, h * self.matrix.scale, w * self.matrix.scale))
-            x, mode = lr_clean, None
-            if cell.threat.attacked:
-                try:
-                    x, record = self.attack(cell, method, items, lr_clean, hr)
-                except (AttackRefused, BadOutput) as exc:  # refused (not differentiable, ...) or non-finite
-                    rows.per_image.update({it.name: it.attack_columns for it in items})
-                    logger.warning("%s: attack failed on %s: %s", cell.label(), names, exc)
-                    out.extend(rows.failed(n, None, error_text(exc)) for n in names)
-                    continue
-                rows.per_image.update({it.name: it.attack_columns for it in items})
-                state.attacks.append(record)
-                mode = items[0].attack_columns["attack_mode"]
-            settings = certify_settings(method, self.matrix.smoothing) if hr is not None else None
-            try:
-                generator = method_generator(cell, names[0], self.device)
-                sr, certificate = infer(method, x, sr_shape, generator, settings)
-            except BAD_DATA as exc:
-                logger.warning("%s: method failed on %s: %s", cell.label(), names, exc)
-                out.extend(rows.failed(n, None, error_text(exc)) for n in names)
-                continue
-            finite = finite_mask(sr)
-            keep = [i for i, ok in enumerate(finite) if ok]
-            for i, ok in enumerate(finite):
-                if not ok:
-                    logger.warning("%s: image %s: non-finite SR output", cell.label(), names[i])
-                    out.append(rows.failed(names[i], None, "method output contains NaN or inf"))
-            if not keep:
-                continue
-            idx = torch.tensor(keep, device=sr.device)
-            sr_k, x_k = sr.index_select(0, idx), x.index_select(0, idx)
-            hr_k = None if hr is None else hr.index_select(0, idx)
-            kept = [names[i] for i in keep]
-            stochastic = method.capabilities.stochastic
-            x_adv = x_k if cell.threat.attacked else None
-            clean_k = lr_clean.index_select(0, idx)
-            state.gallery += self.gallery.write(cell, stochastic, kept, hr_k, clean_k, sr_k, x_adv, mode)
-            if self.matrix.store_outputs:
-                for j, name in enumerate(kept):
-                    state.outputs[f"sr/{name}"] = sr_k[j : j + 1]
-                    state.outputs[f"x/{name}"] = x_k[j : j + 1]
-            if certificate is not None:
-                out.extend(self._certified_rows(certificate, hr, names, keep, rows, state))
-            for metric_name, values in score(metrics, sr_k, hr_k, x_k).items():
-                spec = metrics[metric_name].spec.as_dict()
-                if isinstance(values, Skipped):  # a full-reference metric on a set without ground truth
-                    out.extend(rows.skipped(n, metric_name, values.reason, spec) for n in kept)
-                    continue
-                if isinstance(values, BaseException):  # one metric failing does not stop the others
-                    logger.warning("%s: metric %s failed: %s", cell.label(), metric_name, values)
-                    out.extend(rows.failed(n, metric_name, error_text(values), spec) for n in kept)
-                    continue
-                out.extend(rows.value(n, metric_name, v, spec) for n, v in zip(kept, values, strict=True))
-            if state.columns:
-                out.extend(self._sr_space_rows(cell, method, kept, x_k, sr_k, hr_k, rows, state))
-        return out
-
-    def _sr_space_rows(self, cell, method, names, x, sr, hr, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
-        """The SR-space columns of each image (:mod:`bench.runner.stages.sample`); a failure fails its columns."""
-        out: list[dict[str, Any]] = []
-        specs = self.sr_space.specs
-        for j, name in enumerate(names):
-            one = slice(j, j + 1)
-            try:
-                result = self.sr_space(cell, method, name, x[one], sr[one], hr[one], state.columns)
-            except BAD_DATA + METRIC_DATA_ERRORS as exc:
-                logger.warning("%s: SR-space columns failed on %s: %s", cell.label(), name, exc)
-                out.extend(rows.failed(name, c, error_text(exc), specs[c]) for c in state.columns)
-                continue
-            state.sr_space[name] = result.section()
-            if self.matrix.store_outputs and result.samples is not None:
-                state.outputs[f"samples/{name}"] = result.samples
-            out.extend(rows.value(name, c, v, specs[c]) for c, v in result.values.items())
-        return out
-
-    def _certified_rows(self, certificate, hr, names, keep, rows: Rows, state: _CellState) -> list[dict[str, Any]]:
-        """The ``cert_width@eps`` / ``cert_psnr@eps`` rows of a batch (see :func:`certified_specs`)."""
-        # cert_psnr is a PSNR: it crops as the matrix's psnr entry does, else as the PSNR class's default crop
-        psnr = next((m for m in self.matrix.metrics if m.name == CERT_PSNR_METRIC), None)
-        default = METRICS.get(CERT_PSNR_METRIC).default_crop_border(self.matrix.scale)
-        crop = psnr.crop_border if psnr is not None else default
-        spec = certificate.spec()
-        spec["images"] = list(names)
-        state.certificates.append(spec)
-        out = []
-        for column, column_spec, values in certified_values(certificate, hr, self.matrix.smoothing.certify, crop):
-            for i in keep:
-                if values[i] == values[i] and abs(values[i]) != float("inf"):
-                    out.append(rows.ok(names[i], column, values[i], column_spec))
-                else:
-                    out.append(rows.failed(names[i], column, f"certified value is {values[i]}", column_spec))
-        return out
+        source = self._sigma_source(cell, selection) if method.capabilities.smoothed else None
+        return self.evaluator.compute(cell, method, selection, metrics, columns, source)
 
     def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload:
         """Score the metrics ``missing`` of a stored cell on its stored SR outputs (no model runs)."""

@@ -32,9 +32,11 @@ from typing import Any
 
 import torch
 
-from bench.errors import BadOutput
+from bench.errors import BAD_DATA, BadOutput
 from bench.runner.cells import Cell
 from bench.runner.matrix import SrSpace
+from bench.runner.provenance import error_text
+from bench.runner.stages.score import METRIC_DATA_ERRORS
 from bench.seeding import make_generator, seed_from
 
 logger = logging.getLogger(__name__)
@@ -127,3 +129,35 @@ class SRSpace:
         stacked = torch.cat(samples).detach() if len(samples) > 1 else None
         logger.debug("%s: %s over %d sample(s): %s", cell.label(), image, len(samples), values)
         return SampleResult(values, seeds, len(samples), stacked)
+
+    def rows(
+        self,
+        cell: Cell,
+        method: Any,
+        names: Sequence[str],
+        x: torch.Tensor,
+        sr: torch.Tensor,
+        hr: torch.Tensor,
+        rows: Any,
+        columns: Sequence[str],
+        sections: dict[str, dict[str, Any]],
+        outputs: dict[str, torch.Tensor] | None,
+    ) -> list[dict[str, Any]]:
+        """The rows of the SR-space ``columns`` of each image of a batch (``rows``: the cell's
+        :class:`~bench.runner.stages.record.Rows`); an image that fails (:data:`bench.errors.BAD_DATA`, a metric's
+        data error) fails its columns and the others go on. Each image's :meth:`SampleResult.section` goes into
+        ``sections``, its stacked samples into ``outputs`` (``samples/<image>``) when that is given."""
+        out: list[dict[str, Any]] = []
+        for j, name in enumerate(names):
+            one = slice(j, j + 1)
+            try:
+                result = self(cell, method, name, x[one], sr[one], hr[one], columns)
+            except BAD_DATA + METRIC_DATA_ERRORS as exc:
+                logger.warning("%s: SR-space columns failed on %s: %s", cell.label(), name, exc)
+                out.extend(rows.failed(name, c, error_text(exc), self._specs[c]) for c in columns)
+                continue
+            sections[name] = result.section()
+            if outputs is not None and result.samples is not None:
+                outputs[f"samples/{name}"] = result.samples
+            out.extend(rows.value(name, c, v, self._specs[c]) for c, v in result.values.items())
+        return out

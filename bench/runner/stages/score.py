@@ -126,3 +126,29 @@ def certified_values(certificate: Any, hr: torch.Tensor, settings: Any, crop: in
             name = f"{prefix}@{eps:g}"
             out.append((name, specs[name], figures[figure][eps].double().cpu().tolist()))
     return out
+
+
+def certified_rows(
+    certificate: Any, hr: torch.Tensor, names: Sequence[str], keep: Sequence[int], rows: Any, matrix: Any
+):
+    """The ``cert_width@eps`` / ``cert_psnr@eps`` rows of a batch (see :func:`certified_specs`) and the certificate's
+    spec (with the batch's image ``names``) for the cell's ``smoothing.certificates``.
+
+    ``cert_psnr`` is a PSNR: it crops as the matrix's ``psnr`` entry does, else as the PSNR class's default crop. A
+    non-finite certified value is a failure row naming it. ``rows`` is the cell's :class:`~bench.runner.stages.record.
+    Rows`; ``keep`` the indices of ``names`` whose SR output was finite.
+    """
+    from bench.metrics import METRICS
+
+    psnr = next((m for m in matrix.metrics if m.name == CERT_PSNR_METRIC), None)
+    crop = psnr.crop_border if psnr is not None else METRICS.get(CERT_PSNR_METRIC).default_crop_border(matrix.scale)
+    spec = certificate.spec()
+    spec["images"] = list(names)
+    out = []
+    for column, column_spec, values in certified_values(certificate, hr, matrix.smoothing.certify, crop):
+        for i in keep:
+            if values[i] == values[i] and abs(values[i]) != float("inf"):
+                out.append(rows.ok(names[i], column, values[i], column_spec))
+            else:
+                out.append(rows.failed(names[i], column, f"certified value is {values[i]}", column_spec))
+    return out, spec
