@@ -262,6 +262,28 @@ def _paper_tables(data: RunData) -> list[str]:
     return [render_html(v) for v in views_for_run(data)]
 
 
+def precision_line(data: RunData) -> str:
+    """One line for the provenance section: the requested ``precision:`` mode and, per method, the precision its
+    rows were computed in (with the guard's PSNR delta or its fallback reason); rows older than the precision
+    columns show as "not recorded"."""
+    requested = str(data.info.matrix.raw.get("precision") or "auto")
+    records = data.records
+    if "precision" not in records or records.empty:
+        return f"requested {requested}; used: not recorded"
+    parts = []
+    for method, rows in records.groupby("method", sort=False):
+        used = sorted({str(p) for p in rows["precision"].dropna()}) or ["not recorded"]
+        text = f"{method}: {'/'.join(used)}"
+        deltas = rows["precision_delta_db"].dropna() if "precision_delta_db" in rows else []
+        if len(deltas):
+            text += f" (Δ {float(deltas.iloc[0]):+.3f} dB)"
+        reasons = rows["precision_fallback"].dropna() if "precision_fallback" in rows else []
+        if len(reasons):
+            text += f" (fell back: {reasons.iloc[0]})"
+        parts.append(text)
+    return f"requested {requested}; used: " + "; ".join(parts)
+
+
 def render_report(
     data: RunData, curves: list[dict[str, Any]] | None = None, *, inline: bool = False, primary: str | None = None
 ) -> str:
@@ -294,6 +316,7 @@ def render_report(
         "attack_images": matrix.attack_images,
         "published": _published(),
         "methods": info.methods,
+        "precision": precision_line(data),
     }
     # --- paper tables hook: the run's numbers in the papers' layouts (bench/report/paper_view.py) ---
     context["paper_tables"] = _paper_tables(data)

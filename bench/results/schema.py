@@ -26,6 +26,11 @@ for a full-reference metric or an attack on a set without ground truth; the cell
 the reason as a mark instead of a number). ``skipped`` came without a version bump: the cell format is unchanged,
 and a reader that predates it shows such rows as failures -- never as a number.
 
+Precision columns (:data:`PRECISION_COLUMNS`: ``precision``, ``precision_delta_db``, ``precision_fallback``, the
+precision the method actually ran in and the accuracy guard's measurement, :mod:`bench.runner.stages.precision`)
+came without a version bump either: rows of older cells lack them and read as missing (None), never as a wrong
+number.
+
 The attack mode is the :class:`AttackMode` enum (a ``str`` enum: JSON holds its value, ``"white-box"``...).
 """
 
@@ -85,6 +90,8 @@ ATTACK_COLUMNS = (
     "attack_seconds",
     "attack_linf",
 )
+#: The compute precision of a row's method (:mod:`bench.runner.stages.precision`); absent from older cells.
+PRECISION_COLUMNS = ("precision", "precision_delta_db", "precision_fallback")
 #: The columns of a record (one row of ``results.csv``, before the report adds ``entry``).
 RECORD_COLUMNS = (
     "run",
@@ -105,6 +112,7 @@ RECORD_COLUMNS = (
     "spec",
     "sigma",
     *ATTACK_COLUMNS,
+    *PRECISION_COLUMNS,
 )
 
 

@@ -91,17 +91,20 @@ class CellEvaluator:
         metrics: Mapping[str, Any] | None = None,
         columns: list[str] | None = None,
         sigma_source: str | None = None,
+        stamp: Mapping[str, Any] | None = None,
     ) -> CellPayload:
         """Every image of the cell through the stages; the project's errors and bad data become failure rows.
 
         ``metrics`` (default: the run's) and ``columns`` (SR-space columns, default: the run's) are what to compute;
-        ``sigma_source`` goes in a smoothed cell's ``smoothing`` section.
+        ``sigma_source`` goes in a smoothed cell's ``smoothing`` section; ``stamp`` holds columns set on every row
+        (the method's precision).
         """
         metrics = self.metrics if metrics is None else metrics
         started, t0 = now(), time.perf_counter()
         caps = method.capabilities
         sigma = method.sigma if caps.smoothed else None
         rows = Rows(self.run_name, cell, planned_mode(cell, caps.stochastic), sigma)
+        rows.base.update(stamp or {})
         state = CellState(columns=list(self.sr_space.specs) if columns is None else list(columns))
         records: list[dict[str, Any]] = []
         dataset = self.dataset(cell)

@@ -6,7 +6,9 @@ parameters; its reserved ``attack`` and ``epsilon`` fields hold the attack's nam
 scale; for an attacked cell also the attack setting (:meth:`Threat.identity`: attack,
 parameters, budget, EOT samples, restarts, surrogate, variant) and the number of attacked images; for a median
 smoothing method the ``smoothing`` section (sigma grid, validation split, certification); for a stochastic method
-of a matrix with ``sr_space:`` the number of SR samples per image. Anything that changes the
+of a matrix with ``sr_space:`` the number of SR samples per image; the matrix's ``precision`` when it is ``fp32`` or
+``bf16`` (``auto``, the default, resolves per device -- the precision actually used is stamped on every row -- and
+is left out, so keys made before the field stay). Anything that changes the
 numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
 
 Not in the key, on purpose:
@@ -70,8 +72,13 @@ def cell_description(
     attack_images: int | None = None,
     smoothing: Mapping[str, Any] | None = None,
     sr_space: Mapping[str, Any] | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
-    """The canonical, JSON-able description a cell's key is the hash of."""
+    """The canonical, JSON-able description a cell's key is the hash of.
+
+    ``precision`` is the matrix's *requested* mode; it enters the description only when it is not ``auto`` (``auto``
+    resolves per device and the precision used is stamped on the rows), so every key made before the field stays.
+    """
     cond = condition.identity()
     if threat.attacked:
         cond.update(attack=threat.attack, epsilon=threat.epsilon)
@@ -90,6 +97,8 @@ def cell_description(
         out["smoothing"] = dict(smoothing)
     if sr_space is not None:
         out["sr_space"] = dict(sr_space)
+    if precision != "auto":
+        out["precision"] = precision
     return out
 
 
@@ -157,6 +166,7 @@ def expand_cells(
                             matrix.attack_images,
                             _with_sigma_override(matrix, smoothed, dataset, condition, threat),
                             sr_space,
+                            matrix.precision,
                         )
                         cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
     return cells

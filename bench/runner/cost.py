@@ -13,7 +13,8 @@
    ``autograd.grad``, so an attack's FLOPs are its forwards plus two forwards' worth per backward);
 3. each cell's cost is the probe's, scaled by the cell's LR pixels over the probe's (conv nets and the pixel
    metrics are linear in pixels), summed over its images, plus reading its images (one read timed per dataset)
-   and, once per method, building it (timed when the probe builds it).
+   and, once per method, building it (timed when the probe builds it; with the matrix's ``precision``, so the guard's
+   calibration is in that time and a bf16 fast path is what the probe times).
 
 Not counted: sigma selection of ``sigma: auto`` smoothing (one extra pass over the validation images per sigma),
 report rendering, the first load of a checkpoint. Cells already stored are counted unless ``pending_only``.
@@ -295,6 +296,7 @@ def plan_matrix(
     """
     from bench.methods import cards
     from bench.runner.runner import Runner
+    from bench.runner.stages import precision
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dry-run-") as tmp:
@@ -322,7 +324,11 @@ def plan_matrix(
         try:
             if method_name not in built:
                 t0 = time.perf_counter()
-                built = {method_name: cards.build_method(method_name, device=runner.device)}  # one method at a time
+                method = cards.build_method(method_name, device=runner.device)
+                # as the runner builds it: behind the precision guard the matrix asks for (calibrated here)
+                method = precision.guard(method, method_name, matrix.precision, runner.device)
+                precision.stamp(method)
+                built = {method_name: method}  # one method at a time
                 line.seconds += time.perf_counter() - t0  # the runner builds each method once (method-major order)
             probe = probe_cell(runner, members[0][0], built[method_name], side, repeats)
         except Exception as exc:  # a method that cannot be built or run: the plan says so, the rest goes on

@@ -30,6 +30,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
       metric: lpips_alex
       certify: {epsilons: [0.005, 0.01, 0.02], n_samples: 100, alpha: 0.001}
     sr_space: {samples: 10, columns: [lpips, lr_psnr, diversity]}   # NTIRE 2021 SR-space columns (see below)
+    precision: auto                                    # auto | fp32 | bf16 (see below)
 
 Conditions may declare ``severities: [1, 3, 5]`` instead of ``params``: the entry expands into one condition per
 level, named ``<name>-s<level>``, with the parameters the corruption class declares (its ``severities``) and
@@ -53,6 +54,13 @@ the ``columns`` are computed by :func:`bench.metrics.diversity.diversity_score` 
 (``lr_psnr_mean`` and ``lr_psnr_worst``: the ``ntire21`` LR-PSNR, 45 dB rule), ``diversity`` (``diversity_score``).
 Deterministic methods get the columns from their one output (one forward pass; diversity 0). ``samples`` is part
 of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, like ``metrics:``).
+
+Precision (``precision:``, :mod:`bench.methods.precision`): ``auto`` (default) resolves per device -- bf16 autocast +
+channels_last behind the accuracy guard (fp32 when it moves PSNR by more than 0.05 dB on the calibration crop) on
+CUDA, plain fp32 on the CPU; ``fp32`` never uses the fast path; ``bf16`` asks for it on any device. The precision
+actually used is stamped on every row (``precision``, ``precision_delta_db``, ``precision_fallback``). A mode other
+than ``auto`` is part of the cell key; ``auto`` is not (existing keys stay as they are). ``bench run --precision``
+overrides it.
 
 Defaults: ``crop_border`` is the metric class's :meth:`~bench.metrics.base.Metric.default_crop_border` (the scale for
 the PSNR/SSIM family, which declares ``default_crop = "scale"``, 0 for the others);
@@ -376,6 +384,7 @@ class Matrix(Frozen):
     smoothing: Smoothing | None = None
     store_outputs: bool = False
     sr_space: SrSpace | None = None
+    precision: str = "auto"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in ``run.json``)."""
@@ -402,6 +411,7 @@ class Matrix(Frozen):
             "smoothing": None if self.smoothing is None else self.smoothing.identity(),
             "store_outputs": self.store_outputs,
             "sr_space": None if self.sr_space is None else self.sr_space.as_dict(),
+            "precision": self.precision,
         }
 
     @property

@@ -400,5 +400,6 @@ def resolve(
         smoothing=smoothing,
         store_outputs=spec.store_outputs,
         sr_space=_sr_space(data.get("sr_space")),
+        precision=spec.precision,
     )
     return matrix, problems

@@ -262,6 +262,11 @@ class MatrixFile(Frozen):
     smoothing: SmoothingSpec | None = None
     store_outputs: Bool = Field(False, description="keep the SR outputs so re-scoring runs no model")
     sr_space: SrSpaceSpec | None = Field(None, description="NTIRE 2021 SR-space columns over n samples per image")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="compute precision of the methods (bench.methods.precision): auto = bf16+channels_last behind the "
+        "accuracy guard on CUDA, fp32 elsewhere (resolved per device, stamped on every row); fp32; bf16 on any device",
+    )
 
     # Repeated dataset/condition/attack names are reported by bench.runner.matrix_checks (on every entry, even when
     # another entry is malformed).

@@ -69,6 +69,7 @@ from bench.runner.cells import Cell, shard
 from bench.runner.lock import run_lock
 from bench.runner.matrix import DatasetEntry, Matrix
 from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
+from bench.runner.stages import precision
 from bench.runner.stages.attack import Attacker
 from bench.runner.stages.corrupt import Corrupter
 from bench.runner.stages.gallery import Gallery
@@ -313,7 +314,14 @@ class Runner:
         from bench.methods import cards
 
         try:
-            return cards.build_method(name, device=self.device), None
+            method = cards.build_method(name, device=self.device)
+        except BUILD_ERRORS as exc:
+            logger.error("method %s cannot be built: %s", name, exc)
+            return None, exc
+        try:  # the matrix's precision (auto: the fast path on CUDA only; on the CPU the method stays as built)
+            method = precision.guard(method, name, self.matrix.precision, self.device)
+            precision.stamp(method)  # calibrate now: a method the guard cannot run fails its cells here
+            return method, None
         except BUILD_ERRORS as exc:
             logger.error("method %s cannot be built: %s", name, exc)
             return None, exc
@@ -432,7 +440,8 @@ class Runner:
         ``metrics`` (default: the run's) and ``columns`` (SR-space columns, default: the run's) are what to compute.
         """
         source = self._sigma_source(cell, selection) if method.capabilities.smoothed else None
-        return self.evaluator.compute(cell, method, selection, metrics, columns, source)
+        stamp = precision.stamp(method)  # the precision actually used, on every row
+        return self.evaluator.compute(cell, method, selection, metrics, columns, source, stamp)
 
     def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload:
         """Score the metrics ``missing`` of a stored cell on its stored SR outputs (no model runs)."""

@@ -11,7 +11,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, AttackMode, CellLabels
+from bench.results.schema import (
+    ATTACK_COLUMNS,
+    PRECISION_COLUMNS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    AttackMode,
+    CellLabels,
+)
 from bench.runner.cells import Cell
 
 
@@ -40,6 +48,7 @@ class Rows:
             "cell": cell.key,
             "sigma": sigma,
             **dict.fromkeys(ATTACK_COLUMNS),
+            **dict.fromkeys(PRECISION_COLUMNS),  # set by the runner from the method's precision stamp
         }
         if cell.threat.attacked:
             self.base.update(attack_mode=mode, attack_surrogate=cell.threat.surrogate)

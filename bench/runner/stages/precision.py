@@ -1,0 +1,67 @@
+"""Stage *precision*: build a method behind the accuracy guard of :mod:`bench.methods.precision`, and the precision
+columns stamped on each of its rows.
+
+The matrix's ``precision`` (``auto`` | ``fp32`` | ``bf16``) is the *requested* mode. ``auto`` resolves per device:
+on CUDA the method runs as :class:`~bench.methods.precision.GuardedMethod` (bf16 autocast + channels_last, calibrated
+once per method against fp32, fp32 when PSNR moves by more than 0.05 dB); on the CPU the method is left exactly as
+built (fp32, no wrapper: nothing changes). ``fp32`` never wraps; ``bf16`` wraps on any device (CPU autocast supports
+bf16). A median-smoothing method is not wrapped itself: its ``base`` is, so sigma selection, the certificate and
+transfer from the base keep working on the same object.
+
+Columns (:data:`PRECISION_COLUMNS`, on every row of a cell): ``precision`` -- the precision actually used (``fp32``
+or e.g. ``bf16+channels_last``) --, ``precision_delta_db`` (PSNR(fast) - PSNR(fp32) on the calibration crop; None when
+no calibration ran) and ``precision_fallback`` (why fp32 was used although the fast path was asked for; None
+otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from bench.methods.precision import GuardedMethod
+from bench.results.schema import PRECISION_COLUMNS
+
+__all__ = ["FP32", "PRECISION_COLUMNS", "guard", "guarded", "stamp", "wants_guard"]
+
+logger = logging.getLogger(__name__)
+
+#: The stamp of a method that runs as built.
+FP32 = {"precision": "fp32", "precision_delta_db": None, "precision_fallback": None}
+
+
+def wants_guard(mode: str, device: torch.device) -> bool:
+    """Whether ``mode`` asks for the fast path on ``device`` (``bf16`` anywhere, ``auto`` on CUDA only)."""
+    return mode == "bf16" or (mode == "auto" and device.type == "cuda")
+
+
+def guard(method: Any, key: str, mode: str, device: torch.device) -> Any:
+    """``method`` behind the guard when ``mode`` asks for speed on ``device`` (see the module docstring); otherwise
+    ``method`` itself, unchanged. A smoothed method keeps its class and gets a guarded ``base``."""
+    if not wants_guard(mode, device):
+        return method
+    if method.capabilities.smoothed and isinstance(getattr(method, "base", None), torch.nn.Module):
+        if not isinstance(method.base, GuardedMethod):
+            method.base = GuardedMethod(method.base, key=f"{key}/base", mode=mode)
+        return method
+    return method if isinstance(method, GuardedMethod) else GuardedMethod(method, key=key, mode=mode)
+
+
+def guarded(method: Any) -> GuardedMethod | None:
+    """The guard a method runs behind (itself, or a smoothed method's base), else None."""
+    if isinstance(method, GuardedMethod):
+        return method
+    base = getattr(method, "base", None)
+    return base if isinstance(base, GuardedMethod) else None
+
+
+def stamp(method: Any) -> dict[str, Any]:
+    """The precision columns of ``method``'s rows (calibrates the guard on first use)."""
+    g = guarded(method)
+    if g is None:
+        return dict(FP32)
+    d = g.decision
+    delta = None if d.delta_db is None else round(float(d.delta_db), 6)
+    return {"precision": d.precision, "precision_delta_db": delta, "precision_fallback": d.fallback or None}

@@ -1,0 +1,121 @@
+"""The matrix's ``precision:`` in the runner: methods built behind the accuracy guard (bf16 autocast + channels_last),
+the precision actually used stamped on every row, the requested mode in the cell key only when it is not ``auto``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.methods.precision import MAX_DELTA_DB, GuardedMethod, clear_decisions
+from bench.runner.cells import cell_key
+from bench.runner.matrix import MatrixError, load_matrix
+from bench.runner.runner import Runner, run_matrix, stored_records
+
+
+@pytest.fixture(autouse=True)
+def _fresh_decisions():
+    clear_decisions()  # the guard caches per (method name, device): every test's tiny-rrdb has its own weights
+    yield
+    clear_decisions()
+
+
+def _matrix(tiny_project: dict, **changes) -> Path:
+    data = yaml.safe_load(tiny_project["matrix"].read_text())
+    data.update({"methods": ["tiny-rrdb"], "metrics": ["psnr"], **changes})
+    tiny_project["matrix"].write_text(yaml.safe_dump(data, sort_keys=False))
+    return tiny_project["matrix"]
+
+
+def _frame(run_dir: Path) -> pd.DataFrame:
+    return pd.DataFrame(stored_records(run_dir))
+
+
+def test_bf16_stamps_the_fast_path_with_a_small_delta_and_gets_new_keys(tiny_project, tmp_path, monkeypatch):
+    calls = []
+    real = GuardedMethod._fast_forward
+    monkeypatch.setattr(GuardedMethod, "_fast_forward", lambda self, *a: calls.append(1) or real(self, *a))
+    auto = load_matrix(_matrix(tiny_project))
+    bf16 = load_matrix(_matrix(tiny_project, precision="bf16"))
+    assert bf16.precision == "bf16" and bf16.as_dict()["precision"] == "bf16"
+    assert run_matrix(bf16, tmp_path / "bf16", device="cpu", progress=False).exit_code == 0
+    assert run_matrix(auto, tmp_path / "fp32", device="cpu", progress=False).exit_code == 0
+    fast, ref = _frame(tmp_path / "bf16"), _frame(tmp_path / "fp32")
+    assert len(fast) == len(ref) == 6  # 3 images x 2 conditions x psnr
+    assert (fast["precision"] == "bf16+channels_last").all()
+    assert fast["precision_fallback"].isna().all()
+    deltas = fast["precision_delta_db"]
+    assert deltas.notna().all() and deltas.nunique() == 1 and abs(deltas.iloc[0]) <= MAX_DELTA_DB
+    assert set(fast["cell"]).isdisjoint(ref["cell"])  # the requested bf16 is part of the key
+    # the same cells measured in bf16 and fp32 agree to the guard's tolerance
+    merged = fast.merge(ref, on=["condition", "image", "metric"], suffixes=("_bf16", "_fp32"))
+    assert len(merged) == 6
+    assert (merged["value_bf16"] - merged["value_fp32"]).abs().max() <= 0.2
+    assert len(calls) == 1 + 6  # the calibration, then every image's forward went through the fast path
+    from bench.report.html import write_report
+
+    html = write_report(tmp_path / "bf16").read_text()  # one provenance line: requested and used, with the delta
+    assert f"requested bf16; used: tiny-rrdb: bf16+channels_last (Δ {deltas.iloc[0]:+.3f} dB)" in html
+
+
+def test_auto_on_cpu_keeps_the_method_and_the_keys_and_stamps_fp32(tiny_project, tmp_path):
+    m = load_matrix(_matrix(tiny_project))
+    assert m.precision == "auto"
+    runner = Runner(m, tmp_path / "run", device="cpu", progress=False)
+    for cell in runner.cells:  # auto is not in the description: every key made before the field stays
+        assert "precision" not in cell.description and cell.key == cell_key(cell.description)
+    method, error = runner._build_method("tiny-rrdb")
+    assert error is None and not isinstance(method, GuardedMethod)  # on the CPU nothing changes
+    assert runner.run().exit_code == 0
+    df = _frame(tmp_path / "run")
+    assert (df["precision"] == "fp32").all()
+    assert df["precision_delta_db"].isna().all() and df["precision_fallback"].isna().all()
+    fp32 = load_matrix(_matrix(tiny_project, precision="fp32"))
+    fp32_keys = {c.key for c in Runner(fp32, tmp_path / "other", device="cpu", progress=False).cells}
+    assert fp32_keys.isdisjoint(c.key for c in runner.cells)  # an explicit mode is in the key
+
+
+def test_a_lossy_fast_path_falls_back_to_fp32_and_says_why(tiny_project, tmp_path, monkeypatch):
+    real = GuardedMethod._fast_forward
+
+    def lossy(self, lr, generator):  # a fast path that shifts every pixel: PSNR moves far beyond 0.05 dB
+        return (real(self, lr, generator) + 0.1).clamp(0, 1)
+
+    monkeypatch.setattr(GuardedMethod, "_fast_forward", lossy)
+    bf16 = load_matrix(_matrix(tiny_project, precision="bf16"))
+    assert run_matrix(bf16, tmp_path / "bf16", device="cpu", progress=False).exit_code == 0
+    assert (
+        run_matrix(load_matrix(_matrix(tiny_project)), tmp_path / "fp32", device="cpu", progress=False).exit_code == 0
+    )
+    df, ref = _frame(tmp_path / "bf16"), _frame(tmp_path / "fp32")
+    assert (df["precision"] == "fp32").all()
+    assert df["precision_delta_db"].abs().min() > MAX_DELTA_DB
+    assert df["precision_fallback"].str.contains("moved PSNR by .* dB \\(> 0.05 dB\\)", regex=True).all()
+    merged = df.merge(ref, on=["condition", "image", "metric"], suffixes=("_guarded", "_fp32"))
+    assert (merged["value_guarded"] == merged["value_fp32"]).all()  # fell back: the fp32 numbers exactly
+
+
+def test_a_smoothed_method_guards_its_base(tiny_project, tmp_path):
+    text = "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny-rrdb, sigma: 0.05, n: 3}\ntile: null\n"
+    (tiny_project["methods"] / "tiny-mrs.yaml").write_text(text)
+    m = load_matrix(
+        _matrix(
+            tiny_project, methods=["tiny-mrs"], precision="bf16", conditions=[{"name": "clean", "corruption": "clean"}]
+        )
+    )
+    runner = Runner(m, tmp_path / "run", device="cpu", progress=False)
+    method, error = runner._build_method("tiny-mrs")
+    assert error is None and method.capabilities.smoothed and not isinstance(method, GuardedMethod)
+    assert isinstance(method.base, GuardedMethod) and method.inner("tiny-rrdb") is method.base
+    assert runner.run().exit_code == 0
+    df = _frame(tmp_path / "run")
+    assert len(df) == 3 and (df["precision"] == "bf16+channels_last").all() and df["sigma"].eq(0.05).all()
+
+
+def test_precision_is_validated_and_overridable(tiny_project):
+    path = _matrix(tiny_project)
+    assert load_matrix(path, overrides=["precision=fp32"]).precision == "fp32"
+    with pytest.raises(MatrixError, match="precision"):
+        load_matrix(path, overrides=["precision=fp16"])
