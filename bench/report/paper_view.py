@@ -9,8 +9,10 @@ Mapping (no guessing from labels):
 
 * a **row** is measured by the run's method named by the row's ``card``; a row without a card, or whose card is not in
   the run, or whose card's weights / checkpoint are missing, stays in the table, marked, with the command that makes
-  it measurable (``python -m bench assets fetch NAME``, ``python -m bench train RECIPE --data DATA`` -- the project
-  has no cost model, so "time: not estimated" -- or why it cannot be, e.g. "needs an adapter");
+  it measurable (``python -m bench assets fetch NAME``, ``python -m bench train RECIPE --data DATA`` -- marked "time:
+  not estimated; add --dry-run to time it": ``bench train --dry-run`` builds the trainer on the training data and
+  times two iterations, too costly to run while rendering a report -- or why it cannot be, e.g. "needs an
+  adapter");
 * a **group** is measured by the records of ``(bench_dataset, bench_condition, attack, bench_epsilon)``
   (:class:`~bench.report.papers.model.Group`); ``dataset_map`` renames datasets (the CPU default shows CertSR's
   DIV2K-val layout on its embedded crops); an ``Avg`` group is the mean of the measured groups it averages;

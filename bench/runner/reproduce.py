@@ -8,8 +8,13 @@ it, :func:`plan_table` checks three kinds of inputs and says how to get each mis
   sigma is ``auto``) -- ``python -m bench datasets fetch NAME`` (with ``--from PATH`` for manual downloads);
 * **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME``;
 * **checkpoints**: the cards' checkpoints produced by a training recipe -- ``python -m bench train RECIPE --data
-  DATA``. The project has no cost model of training or evaluation, so no time is estimated ("time: not estimated");
-  the plan counts the work instead.
+  DATA``; their training time is not estimated here (``bench train RECIPE --dry-run`` times two iterations of it,
+  which needs the training data and minutes of compute per recipe).
+
+Time (``estimate=True``, what ``--dry-run`` asks for): the same cost plan as ``python -m bench run --dry-run``
+(:func:`bench.runner.cost.plan_matrix`: a short probe per kind of cell on the current device, scaled by the images'
+pixels) over the cells that can run now -- the ready datasets and the cards whose weights are there; the rest is
+"time: not estimated" with the reason.
 
 Work counted (:class:`Plan`): cells of the matrix, and base-model evaluations (forward / backward passes through the
 SR network, per image summed over images): one forward per image for a plain method; ``n`` forwards for median
@@ -37,7 +42,7 @@ from bench.report.papers import PaperTable, load_table, table_ids
 
 logger = logging.getLogger(__name__)
 
-NOT_ESTIMATED = "time: not estimated (no cost model of training or evaluation in the project)"
+NOT_ESTIMATED = "time: not estimated"
 #: Base-model passes of one attack step, by attack kind: (forwards, backwards) per step, and the number of steps
 #: taken from the attack's ``steps`` parameter (FGSM: 1; BIM/PGD default 10; CW default 6).
 ATTACK_DEFAULT_STEPS = {"fgsm": 1, "bim": 10, "pgd": 10, "cw": 6, "random_sign": 1}
@@ -83,6 +88,8 @@ class Plan:
     backwards: int = 0
     rows_measurable: int = 0
     rows_total: int = 0
+    cost: Any = None  # the cost plan (bench.runner.cost.CostPlan) of the cells that can run now, when estimated
+    cost_note: str = "not asked for"  # why there is no cost plan
 
     @property
     def missing(self) -> list[Requirement]:
@@ -108,7 +115,9 @@ def _recipe_data(recipe: Mapping[str, Any]) -> str:
 
 def _recipe_command(recipe: Mapping[str, Any]) -> str:
     dataset = _recipe_data(recipe)
-    return f"python -m bench train {recipe.get('name')} --data {dataset}  (time: not estimated)"
+    return (
+        f"python -m bench train {recipe.get('name')} --data {dataset}  (time: not estimated; add --dry-run to time it)"
+    )
 
 
 def _checkpoint_refs(card: Any) -> list[str]:
@@ -217,8 +226,16 @@ def _cell_passes(cell: Any, matrix: Any, provenance: Mapping[str, Any], images: 
     return forwards, backwards
 
 
-def plan_table(table_id: str, *, sigma: str = "published", overrides: Sequence[str] = ()) -> Plan:
-    """Check the inputs of table ``table_id``'s matrix and count its work (see the module docstring)."""
+def plan_table(
+    table_id: str,
+    *,
+    sigma: str = "published",
+    overrides: Sequence[str] = (),
+    estimate: bool = False,
+    device: str = "auto",
+) -> Plan:
+    """Check the inputs of table ``table_id``'s matrix and count its work (see the module docstring); with
+    ``estimate``, also probe the cost of the cells that can run now on ``device`` (:attr:`Plan.cost`)."""
     from bench.runner.matrix import load_matrix
     from bench.runner.stages.plan import plan as plan_cells
 
@@ -251,7 +268,23 @@ def plan_table(table_id: str, *, sigma: str = "published", overrides: Sequence[s
     rows = [r for r in table.rows]
     out.rows_total = len(rows)
     out.rows_measurable = sum(1 for r in rows if r.card in cards and cards[r.card].ready)
+    if estimate:
+        _estimate(out, cards, ready_data, device)
     return out
+
+
+def _estimate(plan: Plan, cards: Mapping[str, Requirement], ready_data: Mapping[str, bool], device: str) -> None:
+    """The cost plan (as ``bench run --dry-run``) of the cells whose dataset and card are ready."""
+    from bench.runner.cost import plan_matrix
+
+    datasets = tuple(d for d in plan.matrix.datasets if ready_data.get(d.name, False))
+    methods = [m for m in plan.matrix.methods if cards[m].ready]
+    if not datasets or not methods:
+        plan.cost_note = "no dataset of the matrix is ready" if not datasets else "no card of the matrix is ready"
+        return
+    matrix = plan.matrix.model_copy(update={"datasets": datasets})
+    plan.cost = plan_matrix(matrix, device, methods=methods)
+    plan.cost_note = ""
 
 
 def _fmt_count(value: int) -> str:
@@ -291,7 +324,21 @@ def format_plan(plan: Plan) -> str:
         + (f"; image count unknown for {', '.join(unknown)}" if unknown else "")
         + ")"
     )
-    lines.append(NOT_ESTIMATED)
+    if plan.cost is None:
+        lines.append(f"{NOT_ESTIMATED} ({plan.cost_note})")
+    else:
+        from bench.runner.cost import format_seconds
+
+        c = plan.cost
+        in_matrix = {d.name for d in m.datasets}
+        names = [r.name for r in plan.requirements if r.kind == "dataset" and r.ready and r.name in in_matrix]
+        lines.append(
+            f"estimated on {c.device} for the cells that can run now ({', '.join(names)}; ready cards): {c.cells} "
+            f"cells, {c.forwards:.0f} forwards, {c.backwards:.0f} backwards, {c.flops / 1e12:.3f} TFLOP, time "
+            f"{format_seconds(c.seconds)} (the cost plan of `bench run --dry-run`; probes took "
+            f"{format_seconds(c.probe_seconds)}):"
+        )
+        lines += ["  " + line for line in c.format().splitlines()[1:-1]]
     if m.smoothing is not None and m.smoothing.sigmas:
         lines.append("smoothing sigma per column: " + ", ".join(f"{k}={v}" for k, v in m.smoothing.sigmas))
     return "\n".join(lines)

@@ -3,11 +3,13 @@
 Without TABLE: one line per paper table saying how many of its rows and cells can be measured now. With TABLE
 (``certsr-t1``, ``and-t1`` ...; ``python -m bench reproduce`` lists them): ``--dry-run`` prints the datasets, the
 cards of its rows, what is missing with the command that gets it, the number of cells and of model evaluations
-(:mod:`bench.runner.reproduce`); otherwise fetches what it can, trains the missing recipes with ``--train-missing``,
-runs the table's matrix (resumable: stored cells are kept) into ``--out/--run`` (default ``reports/<matrix>``) and
-writes the report, whose "Paper tables" section and ``paper_tables/<table>.{csv,tex}`` hold the table in the paper's
-layout with published | measured | delta. Exit code: 0 when every run cell is ok, 1 when a cell failed or something
-is still missing, 2 for a bad table name or matrix.
+(:mod:`bench.runner.reproduce`) and, for the cells that can run now (ready datasets and cards), the cost plan of
+``bench run --dry-run`` on ``--device`` (forwards, backwards, FLOPs, estimated time from a short probe); otherwise
+it fetches what it can, trains the missing recipes with ``--train-missing``, runs the table's matrix (resumable:
+stored cells are kept) into ``--out/--run`` (default ``reports/<matrix>``) and writes the report, whose "Paper
+tables" section and ``paper_tables/<table>.{csv,tex}`` hold the table in the paper's layout with published |
+measured | delta. Exit code: 0 when every run cell is ok, 1 when a cell failed or something is still missing, 2 for
+a bad table name or matrix.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def reproduce_command(args: argparse.Namespace) -> int:
         print(f"error: no paper table {args.table!r}; known: {', '.join(table_ids())}", file=sys.stderr)
         return 2
     try:
-        plan = plan_table(args.table, sigma=args.sigma, overrides=args.overrides)
+        plan = plan_table(
+            args.table, sigma=args.sigma, overrides=args.overrides, estimate=args.dry_run, device=args.device
+        )
     except (MatrixError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

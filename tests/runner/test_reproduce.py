@@ -370,3 +370,29 @@ def test_train_missing_runs_each_missing_recipe_with_its_data(tmp_path, monkeypa
     cards = ["esrgan-ft", "ad-l-pgd", "ad-l-fgsm", "ad-l-bim", "ad-l-cw", "certsr"]
     assert calls == [["train", c, "--data", "div2k-train", "--device", "cpu"] for c in cards]
     assert failed == ["certsr"]
+
+
+def test_dry_run_estimates_the_time_of_the_cells_that_can_run_now(replica_project, capsys):
+    """With div2k-val fetched (replica) and tiny cards, ``--dry-run`` prints the cost plan of ``bench run --dry-run``
+    for the ready cells: counts, FLOPs and an estimated time on this device; the untrained cards are left out."""
+    from bench.data.store import DatasetStore
+    from bench.runner.reproduce import plan_table
+
+    DatasetStore().fetch("div2k-val")
+    sets = ["methods=[esrgan-ft, certsr]", "metrics=[psnr, ssim]"]  # the cards the replica project has
+    assert main(["reproduce", "certsr-t1", "--dry-run", "--device", "cpu", "--set", sets[0], "--set", sets[1]]) == 0
+    out = capsys.readouterr().out
+    assert "time: not estimated (" not in out
+    m = re.search(
+        r"^estimated on cpu for the cells that can run now \(div2k-val; ready cards\): (\d+) cells, (\d+) forwards, "
+        r"(\d+) backwards, ([\d.]+) TFLOP, time ([\d.]+) s ",
+        out,
+        re.M,
+    )
+    assert m, out
+    plan = plan_table("certsr-t1", overrides=sets)
+    cells, forwards, backwards = (int(m.group(i)) for i in (1, 2, 3))
+    assert cells == plan.measurable_cells > 0  # the cost plan covers exactly the cells measurable now
+    assert forwards > 0 and backwards == 0 and float(m.group(5)) > 0  # certsr-t1 has no attack
+    assert re.search(r"^  certsr\s+blur\s+none\s+\d+\s+2\s+", out, re.M)  # its per-kind lines, 2 replica images
+    assert re.search(r"^  esrgan-ft\s+clean\s+none\s+1\s+2\s+2\s+0\s", out, re.M)  # one forward per image
