@@ -8,8 +8,9 @@ parameters, budget, EOT samples, restarts, surrogate, variant) and the number of
 smoothing method the ``smoothing`` section (sigma grid, validation split, certification); for a stochastic method
 of a matrix with ``sr_space:`` the number of SR samples per image; the matrix's ``precision`` when it is ``fp32`` or
 ``bf16`` (``auto``, the default, resolves per device -- the precision actually used is stamped on every row -- and
-is left out, so keys made before the field stay). Anything that changes the
-numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
+is left out, so keys made before the field stay; the generators are seeded from the key without it,
+:attr:`Cell.seed_key`, so the precision is the only difference between an fp32 and a bf16 cell). Anything that
+changes the numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
 
 Not in the key, on purpose:
 
@@ -56,6 +57,15 @@ class Cell:
     @property
     def epsilon(self) -> float:
         return self.threat.epsilon if self.threat.attacked else self.condition.epsilon
+
+    @property
+    def seed_key(self) -> str:
+        """What the cell's generators are seeded from (corruption, attack, method, SR samples): its key without the
+        requested ``precision``, so a ``bf16`` cell draws the same noise, attack and samples as its ``fp32`` twin and
+        the two differ by the compute precision alone (equal to ``key`` for every ``auto`` cell)."""
+        if "precision" not in self.description:
+            return self.key
+        return cell_key({k: v for k, v in self.description.items() if k != "precision"})
 
     def label(self) -> str:
         attack = f" | {self.threat.label()}" if self.threat.attacked else ""

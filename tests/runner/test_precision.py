@@ -119,3 +119,20 @@ def test_precision_is_validated_and_overridable(tiny_project):
     assert load_matrix(path, overrides=["precision=fp32"]).precision == "fp32"
     with pytest.raises(MatrixError, match="precision"):
         load_matrix(path, overrides=["precision=fp16"])
+
+
+def test_a_bf16_cell_draws_the_noise_of_its_fp32_twin(tiny_project, tmp_path):
+    """The generators are seeded from the key without the precision (``Cell.seed_key``): on the noise condition a
+    bf16 bicubic cell sees the same noisy LR as the fp32 one, so the two differ by the compute precision alone."""
+    auto = load_matrix(_matrix(tiny_project, methods=["bicubic"]))
+    bf16 = load_matrix(_matrix(tiny_project, methods=["bicubic"], precision="bf16"))
+    cells = Runner(bf16, tmp_path / "plan", device="cpu", progress=False).cells
+    twins = {c.label(): c.key for c in Runner(auto, tmp_path / "plan2", device="cpu", progress=False).cells}
+    assert all(c.seed_key == twins[c.label()] != c.key for c in cells)
+    assert run_matrix(bf16, tmp_path / "bf16", device="cpu", progress=False).exit_code == 0
+    assert run_matrix(auto, tmp_path / "fp32", device="cpu", progress=False).exit_code == 0
+    fast, ref = _frame(tmp_path / "bf16"), _frame(tmp_path / "fp32")
+    assert (fast["precision"] == "bf16+channels_last").all()
+    merged = fast.merge(ref, on=["condition", "image", "metric"], suffixes=("_bf16", "_fp32"))
+    noisy = merged[merged["condition"] == "noise"]
+    assert len(noisy) == 3 and (noisy["value_bf16"] - noisy["value_fp32"]).abs().max() < 0.05

@@ -72,7 +72,7 @@ class Attacker:
     def __call__(self, cell: Cell, method: Any, items: Sequence[Item], lr: torch.Tensor, hr: torch.Tensor):
         """Attack the batch; set each item's ``attack_columns``; return ``(x_adv, record)``."""
         attack = self.build(cell, method)
-        generator = make_generator(seed_from(cell.key, items[0].name, "attack"), self.device)
+        generator = make_generator(seed_from(cell.seed_key, items[0].name, "attack"), self.device)
         result = attack(method, lr, hr, generator)
         record = result.record()
         record["images"] = [it.name for it in items]

@@ -27,6 +27,6 @@ class Corrupter:
         return self._built[condition.name]
 
     def __call__(self, cell: Cell, item: Item) -> Item:
-        generator = make_generator(seed_from(cell.key, item.name))
+        generator = make_generator(seed_from(cell.seed_key, item.name))
         item.lr = self.corruption(cell.condition)(item.lr, generator)
         return item

@@ -19,7 +19,7 @@ from bench.seeding import make_generator, seed_from
 
 
 def method_generator(cell: Cell, first_image: str, device: torch.device) -> torch.Generator:
-    return make_generator(seed_from(cell.key, first_image, "method"), device)
+    return make_generator(seed_from(cell.seed_key, first_image, "method"), device)
 
 
 def infer(

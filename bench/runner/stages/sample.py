@@ -86,7 +86,8 @@ class SRSpace:
     def seeds(self, cell: Cell, image: str) -> list[int]:
         """The generator seeds of the image's samples: sample 0 is the infer stage's, then (…, ``"method"``, i)."""
         n = self.settings.samples if self.settings is not None else 1
-        return [seed_from(cell.key, image, "method")] + [seed_from(cell.key, image, "method", i) for i in range(1, n)]
+        key = cell.seed_key
+        return [seed_from(key, image, "method")] + [seed_from(key, image, "method", i) for i in range(1, n)]
 
     def lpips(self) -> torch.nn.Module:
         if self._lpips is None:
