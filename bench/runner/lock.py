@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,12 +43,18 @@ def lock_path(run_dir: str | Path, rank: int = 0) -> Path:
     return Path(run_dir) / ("run.lock" if rank == 0 else f"run.rank{rank}.lock")
 
 
-def _owner(path: Path) -> str:
-    try:
-        info = json.loads(path.with_name(path.name + ".owner").read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+def _owner(path: Path, wait: float = 2.0) -> str:
+    """Who holds ``path``, from its owner file. The holder writes that file just after taking the lock, so a refusal
+    that comes in between waits for it (up to ``wait`` seconds) before it says "another process"."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            info = json.loads(path.with_name(path.name + ".owner").read_text(encoding="utf-8"))
+            return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "another process"
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
