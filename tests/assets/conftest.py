@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 import torch
 
 from bench.archs.rrdbnet import RRDBNet
+from tests.loopback import serve
 
 PEP691 = "application/vnd.pypi.simple.v1+json"
-SERVER_LIFETIME_S = 120.0  # the server shuts itself down after this, whatever the test does
 
 
 @dataclass
@@ -80,21 +79,9 @@ def _handler(state: LocalServer) -> type[BaseHTTPRequestHandler]:
 def http_server() -> Iterator[LocalServer]:
     """A threaded HTTP server on 127.0.0.1 (random port) serving ``state.files``; stopped at teardown."""
     state = LocalServer()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(SERVER_LIFETIME_S, server.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
+    with serve(_handler(state)) as base:
+        state.base = base
         yield state
-    finally:
-        watchdog.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # ---- tiny RRDBNet in ncnn format -------------------------------------------------------------------------------

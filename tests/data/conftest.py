@@ -6,11 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from tests.loopback import serve
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "datasets"
-SERVER_LIFETIME_S = 120.0
 
 
 @dataclass
@@ -85,21 +85,9 @@ def kit():
 @pytest.fixture
 def server() -> Iterator[Server]:
     state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(SERVER_LIFETIME_S, httpd.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
+    with serve(_handler(state)) as base:
+        state.base = base
         yield state
-    finally:
-        watchdog.cancel()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------------- images

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
 import pytest
-import torch
 import yaml
 
-from bench.metrics import METRICS, Metric, MetricSpec
+from bench.metrics import METRICS
 from bench.runner.matrix import load_matrix
-
-
-class _Ratio(Metric):
-    """A test metric whose name looks like the PSNR family but which keeps the whole image (no name rule applies)."""
-
-    def __init__(self, crop_border: int = 0) -> None:
-        super().__init__()
-        self.crop_border = crop_border
-        self.spec = MetricSpec("psnr_ratio_test", full_reference=True, higher_is_better=True, crop_border=crop_border)
-
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> torch.Tensor:
-        return sr.flatten(1).mean(1).double()
-
-
-class _Edges(_Ratio):
-    """A test metric with an unrelated name that crops like PSNR."""
-
-    default_crop: ClassVar[Literal["scale", 0]] = "scale"
+from tests.metrics.test_default_crop import _Edges, _Ratio  # one declaration of the two test metrics
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import csv
 import hashlib
 import io
 import re
-import threading
 import zipfile
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from PIL import Image
 from bench.cli import main
 from bench.report.papers import load_table, table_ids
 from bench.runner.matrix import load_matrix
+from tests.loopback import serve
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_RRDB = {"num_block": 1, "num_feat": 8, "num_grow_ch": 4, "scale": 4}
@@ -217,35 +217,30 @@ def replica_project(tmp_path, monkeypatch):
             self.end_headers()
             self.wfile.write(body or b"")
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    for name, (file, data) in replicas.items():
-        manifest = yaml.safe_load((REPO / "datasets" / f"{name}.yaml").read_text(encoding="utf-8"))
-        for src in manifest["sources"]:
-            src.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            if name == "div2k-val":
-                src["url"] = f"http://127.0.0.1:{httpd.server_address[1]}/{file}"
-        (root / "datasets" / f"{name}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
-        (tmp_path / file).write_bytes(data)
-    methods = root / "methods"
-    methods.mkdir()
-    torch.manual_seed(0)
-    save_file(
-        {k: v.contiguous() for k, v in RRDBNet(**TINY_RRDB).state_dict().items()}, str(methods / "tiny.safetensors")
-    )
-    rrdb = {"adapter": "rrdbnet", "args": TINY_RRDB, "checkpoint": "tiny.safetensors", "tile": None}
-    for card in ("esrgan-ft", "realesrgan-x4plus", "bsrnet"):
-        (methods / f"{card}.yaml").write_text(yaml.safe_dump({"title": f"tiny {card}", **rrdb}), encoding="utf-8")
-    certsr = {"title": "tiny CertSR", "adapter": "median_smoothing", "tile": None}
-    certsr["args"] = {"base": "esrgan-ft", "sigma": 0.05, "n": 3}
-    (methods / "certsr.yaml").write_text(yaml.safe_dump(certsr), encoding="utf-8")
-    monkeypatch.setenv("BENCH_PROJECT", str(root))
-    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
-    try:
+    with serve(Handler) as base:
+        for name, (file, data) in replicas.items():
+            manifest = yaml.safe_load((REPO / "datasets" / f"{name}.yaml").read_text(encoding="utf-8"))
+            for src in manifest["sources"]:
+                src.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+                if name == "div2k-val":
+                    src["url"] = f"{base}/{file}"
+            (root / "datasets" / f"{name}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+            (tmp_path / file).write_bytes(data)
+        methods = root / "methods"
+        methods.mkdir()
+        torch.manual_seed(0)
+        save_file(
+            {k: v.contiguous() for k, v in RRDBNet(**TINY_RRDB).state_dict().items()}, str(methods / "tiny.safetensors")
+        )
+        rrdb = {"adapter": "rrdbnet", "args": TINY_RRDB, "checkpoint": "tiny.safetensors", "tile": None}
+        for card in ("esrgan-ft", "realesrgan-x4plus", "bsrnet"):
+            (methods / f"{card}.yaml").write_text(yaml.safe_dump({"title": f"tiny {card}", **rrdb}), encoding="utf-8")
+        certsr = {"title": "tiny CertSR", "adapter": "median_smoothing", "tile": None}
+        certsr["args"] = {"base": "esrgan-ft", "sigma": 0.05, "n": 3}
+        (methods / "certsr.yaml").write_text(yaml.safe_dump(certsr), encoding="utf-8")
+        monkeypatch.setenv("BENCH_PROJECT", str(root))
+        monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
         yield {"root": root, "archives": tmp_path, "out": tmp_path / "reports"}
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
