@@ -191,7 +191,7 @@ class Store:
         folder the run cannot write fails before any cell is computed; :class:`OutputError` naming it."""
         optional = [self.gallery_dir, self.run_dir / "outputs", self.run_dir / "sigma"]  # made when first needed
         for folder in [self.run_dir, self.cells_dir, *(f for f in optional if f.exists())]:
-            probe = folder / f".write-probe.{os.getpid()}.json"
+            probe = folder / f".write-probe.{os.getpid()}"  # no .json suffix: never taken for a cell
             atomic_write_json(probe, {})
             try:
                 probe.unlink()

@@ -37,8 +37,13 @@ def _bench_argv() -> list[str]:
     return [sys.executable, "-m", "bench"]
 
 
+def _cell_files(cells: Path) -> list[Path]:
+    """Stored cell files; hidden files (temporaries, the start-up write probe) are not cells."""
+    return [p for p in cells.glob("*.json") if not p.name.startswith(".")]
+
+
 def _snapshot(cells: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in cells.glob("*.json")}
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in _cell_files(cells)}
 
 
 def _conditions_matrix(data: dict) -> tuple[int, int]:
@@ -75,7 +80,7 @@ def test_killed_run_resumes_without_recomputing(tiny_project, tmp_path, make_mat
 
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while not any(cells.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+    while not _cell_files(cells) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
