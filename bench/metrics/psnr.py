@@ -83,6 +83,30 @@ def psnr_from_mse(mse: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
     return 10.0 * torch.log10(peak**2 / mse.clamp_min(floor))
 
 
+_EXACT_CHUNK = 256  # 256 * 255^2 = 16,646,400 < 2^24: a float32 sum of 256 squared 8-bit differences is exact
+
+
+def channel_gram(diff: torch.Tensor) -> torch.Tensor:
+    """(N, C, P) integer-valued float32 differences in [-255, 255] -> (N, C, C) float64 ``sum_p d_i d_j``, exact.
+
+    On the CPU, pixels are taken 256 at a time: every partial sum of such a chunk is an integer below 2^24, so the
+    float32 matrix product of a chunk is exact in any summation order, and only the chunk totals are widened to
+    float64 (4x less float64 traffic than widening every pixel). Elsewhere, or when float32 matmuls may run at reduced
+    precision (TF32/bf16 via ``torch.set_float32_matmul_precision``), every pixel is widened first.
+    """
+    n, c, p = diff.shape
+    if diff.device.type != "cpu" or torch.get_float32_matmul_precision() != "highest":
+        wide = diff.double()
+        return torch.matmul(wide, wide.transpose(1, 2))
+    k = p // _EXACT_CHUNK
+    chunks = diff[:, :, : k * _EXACT_CHUNK].reshape(n, c, k, _EXACT_CHUNK).transpose(1, 2)  # (N, K, C, 256)
+    gram = torch.matmul(chunks, chunks.transpose(2, 3)).double().sum(dim=1)
+    if p > k * _EXACT_CHUNK:
+        rest = diff[:, :, k * _EXACT_CHUNK :].double()
+        gram += torch.matmul(rest, rest.transpose(1, 2))
+    return gram
+
+
 @METRICS.register("psnr", aliases=("psnr_rgb",))
 class PSNR(Metric):
     """PSNR on the three RGB channels of 8-bit-rounded images, in dB (capped at 100).
@@ -120,20 +144,20 @@ class PSNR(Metric):
     def mse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(N,) float64 MSE on the [0, 255] scale of an already validated and cropped pair in [0, 1].
 
-        The difference of two 8-bit levels is an exact integer, so it is formed in float32 and widened once; Y is
-        linear, so the Y difference is the weighted sum of the RGB differences (the offset cancels). Equal to the
+        The difference of two 8-bit levels is an exact integer, so it is formed in float32 and its channel Gram
+        matrix summed exactly (:func:`channel_gram`); RGB takes its trace. Y is linear, so the Y difference is the
+        weighted sum of the RGB differences (the offset cancels) and its sum of squares is ``w^T G w``. Equal to the
         MSE of the two Y images computed separately up to float64 round-off (relative 1e-15).
         """
         if self.color_space == "grey":  # MATLAB rgb2gray returns uint8 for a uint8 image: round each image first
             ga = (rgb_to_grey(to_levels(a) / 255.0) * 255.0).add_(0.5).floor_()
             gb = (rgb_to_grey(to_levels(b) / 255.0) * 255.0).add_(0.5).floor_()
             return (ga - gb).square_().flatten(1).mean(dim=1)
-        diff = to_levels32(a).sub_(to_levels32(b)).double().flatten(2)  # (N, 3, P), exact integers
-        if self.color_space == "y":
+        diff = to_levels32(a).sub_(to_levels32(b)).flatten(2)  # (N, 3, P) float32, exact integers in [-255, 255]
+        if self.color_space == "y":  # MSE_Y = w^T G w / P with G the channel Gram matrix of the differences
             w = torch.tensor(Y_WEIGHTS, dtype=torch.float64, device=diff.device).div_(255.0)
-            diff = torch.matmul(w.view(1, 1, 3), diff)  # (N, 1, P)
-        flat = diff.flatten(1)
-        return torch.einsum("nk,nk->n", flat, flat) / flat.shape[1]  # one pass: a dot product per image
+            return torch.einsum("i,nij,j->n", w, channel_gram(diff), w) / diff.shape[2]
+        return channel_gram(diff).diagonal(dim1=1, dim2=2).sum(dim=1) / diff[0].numel()  # sum of squares / (3P)
 
 
 @METRICS.register("psnr_y", aliases=("psnr_ycbcr",))

@@ -11,7 +11,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from bench.metrics import build_metric
 from bench.metrics.color import GREY_WEIGHTS
-from bench.metrics.psnr import PSNR_CAP_DB
+from bench.metrics.psnr import PSNR_CAP_DB, channel_gram
 
 PIXEL_METRICS = ("psnr", "psnr_y", "ssim", "ssim_y", "ssim_grey")
 
@@ -38,6 +38,36 @@ def test_psnr_hand_computed_value() -> None:
     # Y of a grey image moves by 219/255 of the RGB step: MSE (10 * 219/255)^2
     expected_y = 10 * math.log10(255**2 / (10 * 219 / 255) ** 2)
     assert build_metric("psnr_y")(sr, hr).item() == pytest.approx(expected_y, abs=1e-9)
+
+
+@pytest.mark.parametrize("pixels", [1, 255, 256, 257, 3 * 256 + 17])
+def test_channel_gram_is_exact_at_the_worst_case(pixels: int, rng: torch.Generator) -> None:
+    # every difference +-255: each 256-pixel float32 chunk sums to 256 * 255^2, the largest exact value it must hold
+    signs = torch.randint(0, 2, (2, 3, pixels), generator=rng).float().mul_(2).sub_(1)
+    for diff in (signs * 255, torch.randint(-255, 256, (2, 3, pixels), generator=rng).float()):
+        wide = diff.double()
+        assert torch.equal(channel_gram(diff), torch.matmul(wide, wide.transpose(1, 2)))  # integers: bit-equal
+
+
+def test_channel_gram_widens_first_when_matmuls_may_be_reduced_precision(rng: torch.Generator) -> None:
+    diff = torch.randint(-255, 256, (1, 3, 4096), generator=rng).float()
+    wide = diff.double()
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # may turn float32 matmuls into bf16 ones on some CPUs
+    try:
+        assert torch.equal(channel_gram(diff), torch.matmul(wide, wide.transpose(1, 2)))
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def test_psnr_y_matches_the_y_images_computed_separately(rng: torch.Generator) -> None:
+    sr, hr = noisy_pair(rng, n=2, h=67, w=45)  # pixel count not a multiple of the 256-pixel chunk
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64) / 255.0
+    ya = torch.einsum("c,nchw->nhw", weights, (sr.double() * 255 + 0.5).floor()) + 16
+    yb = torch.einsum("c,nchw->nhw", weights, (hr.double() * 255 + 0.5).floor()) + 16
+    mse = (ya - yb)[:, 4:-4, 4:-4].square().mean(dim=(1, 2))
+    expected = 10 * torch.log10(255.0**2 / mse)
+    assert torch.allclose(build_metric("psnr_y", crop_border=4)(sr, hr), expected, rtol=0, atol=1e-10)
 
 
 def test_psnr_matches_skimage(rng: torch.Generator) -> None:
