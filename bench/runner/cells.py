@@ -17,9 +17,9 @@ Not in the key, on purpose:
 * the metrics: a cell stores its records per metric with each metric's spec (``metric_specs`` of
   :class:`~bench.results.schema.CellPayload`), so the spec is the per-metric sub-key -- a metric added to the matrix
   (or whose spec changes) is computed for the stored cell alone, the others are kept;
-* ``batch_images``: every image's generators are seeded from (cell key, image name), and stochastic methods and
-  attacks run one image at a time, so batching cannot change a stochastic or attacked value (deterministic methods
-  may batch; their values differ by floating-point summation order at most);
+* ``batch_images``: every image's generators are seeded from (cell key or corruption key, image name), and
+  stochastic methods and attacks run one image at a time, so batching cannot change a stochastic or attacked value
+  (deterministic methods may batch; their values differ by floating-point summation order at most);
 * ``store_outputs``: storing the SR outputs changes no number;
 * ``sr_space`` for deterministic methods: their SR-space columns come from their one output whatever the number of
   samples (the columns' specs still say it, so a new number recomputes those columns only, one forward pass).
@@ -35,7 +35,8 @@ from bench.runner.matrix import NO_THREAT, Condition, DatasetEntry, Matrix, Thre
 from bench.seeding import key_hash
 
 #: Bump when the runner changes what a cell computes (invalidates every stored cell). 2: metrics left the key.
-CELL_FORMAT = 2
+#: 3: a condition's corruption is drawn per (dataset, corruption, seed, image), the same for every method.
+CELL_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,24 @@ class Cell:
 
     @property
     def seed_key(self) -> str:
-        """What the cell's generators are seeded from (corruption, attack, method, SR samples): its key without the
-        requested ``precision``, so a ``bf16`` cell draws the same noise, attack and samples as its ``fp32`` twin and
-        the two differ by the compute precision alone (equal to ``key`` for every ``auto`` cell)."""
+        """What the cell's own generators are seeded from (attack, method, SR samples; the corruption draws from
+        :attr:`corruption_key`): its key without the requested ``precision``, so a ``bf16`` cell draws the same
+        attack and samples as its ``fp32`` twin and the two differ by the compute precision alone (equal to ``key``
+        for every ``auto`` cell)."""
         if "precision" not in self.description:
             return self.key
         return cell_key({k: v for k, v in self.description.items() if k != "precision"})
+
+    @property
+    def corruption_key(self) -> str:
+        """What the corruption's generator is seeded from: the dataset, the corruption and its parameters, the seed
+        and the scale -- not the method, the attack or the precision. Every method of a condition therefore
+        super-resolves the same corrupted LR (common random numbers: a difference between two methods is never a
+        difference between two noise draws), and the gallery's LR crop is the one every method saw."""
+        d = self.description
+        corruption = {"corruption": self.condition.corruption, "params": dict(sorted(self.condition.params.items()))}
+        shared = {"format": d["format"], "dataset": d["dataset"], "corruption": corruption, "seed": self.seed}
+        return key_hash({**shared, "scale": d["scale"]}, length=20)
 
     def label(self) -> str:
         attack = f" | {self.threat.label()}" if self.threat.attacked else ""

@@ -1,4 +1,5 @@
-"""Stage *corrupt*: the condition's corruption applied to an item's LR, seeded by (cell key, image name).
+"""Stage *corrupt*: the condition's corruption applied to an item's LR, seeded by (:attr:`Cell.corruption_key`, image
+name), so every method of a condition gets the same corrupted LR.
 
 Corruptions are built once per condition name and shared by the cells of a run.
 """
@@ -27,6 +28,6 @@ class Corrupter:
         return self._built[condition.name]
 
     def __call__(self, cell: Cell, item: Item) -> Item:
-        generator = make_generator(seed_from(cell.seed_key, item.name))
+        generator = make_generator(seed_from(cell.corruption_key, item.name))
         item.lr = self.corruption(cell.condition)(item.lr, generator)
         return item
