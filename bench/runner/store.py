@@ -175,10 +175,11 @@ class Store:
         return RunInfo.from_dict(data, source=str(self.run_file))
 
     def remove_temporaries(self) -> list[Path]:
-        """Delete the temporary files (``.<name>.<pid>.tmp``) a killed run left in the run folder; call it only while
-        holding the folder's lock with no other rank writing. Returns what was removed."""
+        """Delete the temporary files (``.<name>.<pid>.tmp``) and write probes (``.write-probe.<pid>``) a killed run
+        left in the run folder; call it only while holding the folder's lock with no other rank writing. Returns what
+        was removed."""
         removed = []
-        for tmp in self.run_dir.rglob(".*.tmp"):
+        for tmp in [*self.run_dir.rglob(".*.tmp"), *self.run_dir.rglob(".write-probe.*")]:
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)
