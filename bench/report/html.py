@@ -264,8 +264,8 @@ def _paper_tables(data: RunData) -> list[str]:
 
 def precision_line(data: RunData) -> str:
     """One line for the provenance section: the requested ``precision:`` mode and, per method, the precision its
-    rows were computed in (with the guard's PSNR delta or its fallback reason); rows older than the precision
-    columns show as "not recorded"."""
+    rows were computed in (with the guard's PSNR delta or its fallback reason), then the transfer attacks' surrogates
+    the same way; rows older than the precision columns show as "not recorded"."""
     requested = str(data.info.matrix.raw.get("precision") or "auto")
     records = data.records
     if "precision" not in records or records.empty:
@@ -281,7 +281,21 @@ def precision_line(data: RunData) -> str:
         if len(reasons):
             text += f" (fell back: {reasons.iloc[0]})"
         parts.append(text)
-    return f"requested {requested}; used: " + "; ".join(parts)
+    line = f"requested {requested}; used: " + "; ".join(parts)
+    if "surrogate_precision" in records and records["surrogate_precision"].notna().any():
+        surrogates = []
+        rows = records[records["surrogate_precision"].notna()]
+        for surrogate, group in rows.groupby("attack_surrogate", sort=False):
+            text = f"{surrogate}: {'/'.join(sorted({str(p) for p in group['surrogate_precision']}))}"
+            deltas = group["surrogate_precision_delta_db"].dropna()
+            if len(deltas):
+                text += f" (Δ {float(deltas.iloc[0]):+.3f} dB)"
+            reasons = group["surrogate_precision_fallback"].dropna()
+            if len(reasons):
+                text += f" (fell back: {reasons.iloc[0]})"
+            surrogates.append(text)
+        line += "; transfer surrogates: " + "; ".join(surrogates)
+    return line
 
 
 def render_report(

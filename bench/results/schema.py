@@ -29,7 +29,8 @@ and a reader that predates it shows such rows as failures -- never as a number.
 Precision columns (:data:`PRECISION_COLUMNS`: ``precision``, ``precision_delta_db``, ``precision_fallback``, the
 precision the method actually ran in and the accuracy guard's measurement, :mod:`bench.runner.stages.precision`)
 came without a version bump either: rows of older cells lack them and read as missing (None), never as a wrong
-number.
+number. The same holds for the surrogate's columns (:data:`SURROGATE_PRECISION_COLUMNS`: ``surrogate_precision``,
+``surrogate_precision_delta_db``, ``surrogate_precision_fallback``), set on the rows of transfer attacks.
 
 The attack mode is the :class:`AttackMode` enum (a ``str`` enum: JSON holds its value, ``"white-box"``...).
 """
@@ -92,6 +93,9 @@ ATTACK_COLUMNS = (
 )
 #: The compute precision of a row's method (:mod:`bench.runner.stages.precision`); absent from older cells.
 PRECISION_COLUMNS = ("precision", "precision_delta_db", "precision_fallback")
+#: The compute precision of a transfer attack's surrogate (the same guard and policy as the method; ``None`` for rows
+#: without a surrogate); absent from older cells.
+SURROGATE_PRECISION_COLUMNS = tuple(f"surrogate_{c}" for c in PRECISION_COLUMNS)
 #: The columns of a record (one row of ``results.csv``, before the report adds ``entry``).
 RECORD_COLUMNS = (
     "run",
@@ -113,6 +117,7 @@ RECORD_COLUMNS = (
     "sigma",
     *ATTACK_COLUMNS,
     *PRECISION_COLUMNS,
+    *SURROGATE_PRECISION_COLUMNS,
 )
 
 

@@ -58,7 +58,8 @@ of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, li
 Precision (``precision:``, :mod:`bench.methods.precision`): ``auto`` (default) resolves per device -- bf16 autocast +
 channels_last behind the accuracy guard (fp32 when it moves PSNR by more than 0.05 dB on the calibration crop) on
 CUDA, plain fp32 on the CPU; ``fp32`` never uses the fast path; ``bf16`` asks for it on any device. The precision
-actually used is stamped on every row (``precision``, ``precision_delta_db``, ``precision_fallback``). A mode other
+actually used is stamped on every row (``precision``, ``precision_delta_db``, ``precision_fallback``); a transfer
+attack's surrogate runs in the same policy behind its own guard (``surrogate_precision*`` columns). A mode other
 than ``auto`` is part of the cell key; ``auto`` is not (existing keys stay as they are). ``bench run --precision``
 overrides it.
 

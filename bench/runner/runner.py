@@ -151,7 +151,7 @@ class Runner:
         the_plan = plan(matrix)
         self.cells, self.provenances = the_plan.cells, the_plan.provenances
         self.corrupt = Corrupter()
-        self.attack = Attacker(self.device)
+        self.attack = Attacker(self.device, matrix.precision)
         self.gallery = Gallery(matrix, self.store.run_dir, the_plan.max_eps)
         self.outputs = OutputStore(self.store.run_dir)
         self._card_sigmas: dict[int, Any] = {}  # id(method) -> the card's sigma (restored after a per-column override)

@@ -1,5 +1,6 @@
 """The matrix's ``precision:`` in the runner: methods built behind the accuracy guard (bf16 autocast + channels_last),
-the precision actually used stamped on every row, the requested mode in the cell key only when it is not ``auto``."""
+the precision actually used stamped on every row, the requested mode in the cell key only when it is not ``auto``;
+transfer attacks' surrogates behind the same guard, their precision stamped as ``surrogate_precision*``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
+from bench.methods import cards
 from bench.methods.precision import MAX_DELTA_DB, GuardedMethod, clear_decisions
+from bench.report.html import write_report
+from bench.report.tables import load_run
 from bench.runner.cells import cell_key
 from bench.runner.matrix import MatrixError, load_matrix
 from bench.runner.runner import Runner, run_matrix, stored_records
+from bench.runner.stages.attack import Attacker
+from bench.runner.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +143,129 @@ def test_a_bf16_cell_draws_the_noise_of_its_fp32_twin(tiny_project, tmp_path):
     merged = fast.merge(ref, on=["condition", "image", "metric"], suffixes=("_bf16", "_fp32"))
     noisy = merged[merged["condition"] == "noise"]
     assert len(noisy) == 3 and (noisy["value_bf16"] - noisy["value_fp32"]).abs().max() < 0.05
+
+
+# ---------------------------------------------------------------- transfer surrogates: the same policy, stamped
+
+PGD_TRANSFER = {
+    "name": "pgd",
+    "attack": "pgd",
+    "params": {"steps": 2},
+    "epsilons": ["8/255"],
+    "loss": "l1",
+    "surrogate": "tiny-rrdb",
+    "conditions": ["clean"],
+}
+
+
+@pytest.fixture
+def frozen_project(tiny_project, monkeypatch):
+    """The tiny project plus ``frozen``: a bicubic card declaring itself non-differentiable (attacked by transfer)."""
+    from bench.methods import ADAPTERS
+    from bench.methods.bicubic import Bicubic
+
+    ADAPTERS.load()
+    monkeypatch.setitem(
+        ADAPTERS._entries, "frozen_bicubic", type("FrozenBicubic", (Bicubic,), {"differentiable": False})
+    )
+    (tiny_project["methods"] / "frozen.yaml").write_text("title: Frozen\nadapter: frozen_bicubic\ntile: null\n")
+    return tiny_project
+
+
+def _transfer_matrix(project: dict, **changes) -> Path:
+    return _matrix(
+        project,
+        methods=["frozen", "tiny-rrdb"],
+        conditions=[{"name": "clean", "corruption": "clean"}],
+        attacks=[{"name": "none"}, PGD_TRANSFER],
+        attack_images=2,
+        **changes,
+    )
+
+
+def test_attacker_guards_surrogates_as_the_methods(frozen_project):
+    cpu = torch.device("cpu")
+    frozen = cards.build_method("frozen", device=cpu)
+    plain = Attacker(cpu, "auto").surrogate("tiny-rrdb", frozen)
+    assert not isinstance(plain, GuardedMethod)  # auto on the CPU: the surrogate runs as built, as before
+    fast = Attacker(cpu, "bf16").surrogate("tiny-rrdb", frozen)
+    assert isinstance(fast, GuardedMethod) and fast.key == "tiny-rrdb"
+    assert fast.decision.precision == "bf16+channels_last"  # calibrated when the attack is built
+    assert Attacker(cpu, "fp32").surrogate("tiny-rrdb", frozen).__class__ is plain.__class__
+
+
+def test_a_bf16_transfer_attack_runs_its_surrogate_behind_the_guard_and_stamps_it(
+    frozen_project, tmp_path, monkeypatch
+):
+    keys = []
+    real = GuardedMethod._fast_forward
+    monkeypatch.setattr(GuardedMethod, "_fast_forward", lambda self, *a: keys.append(self.key) or real(self, *a))
+    bf16 = load_matrix(_transfer_matrix(frozen_project, precision="bf16"))
+    assert run_matrix(bf16, tmp_path / "bf16", device="cpu", progress=False).exit_code == 0
+    assert keys.count("tiny-rrdb") > 1 + 2 * 2  # calibration, then the surrogate's PGD steps on 2 images went bf16
+    fp32 = load_matrix(_transfer_matrix(frozen_project, precision="auto"))
+    assert run_matrix(fp32, tmp_path / "fp32", device="cpu", progress=False).exit_code == 0
+    fast, ref = load_run(tmp_path / "bf16").records, load_run(tmp_path / "fp32").records
+    transfer = fast[fast["attack_mode"] == "transfer"]
+    assert len(transfer) == 2 and set(transfer["method"]) == {"frozen"}
+    assert (transfer["surrogate_precision"] == "bf16+channels_last").all()
+    delta = transfer["surrogate_precision_delta_db"]
+    assert delta.notna().all() and abs(delta.iloc[0]) <= MAX_DELTA_DB
+    assert transfer["surrogate_precision_fallback"].isna().all()
+    others = fast[fast["attack_mode"] != "transfer"]  # unattacked (2 methods x 3 images) and white-box (2 images)
+    assert len(others) == 8 and others["surrogate_precision"].isna().all()
+    ref_transfer = ref[ref["attack_mode"] == "transfer"]
+    assert (ref_transfer["surrogate_precision"] == "fp32").all()
+    assert ref_transfer["surrogate_precision_delta_db"].isna().all()
+    # the bf16 surrogate's examples hurt the target as much as the fp32 surrogate's (same seeds: same random start)
+    merged = transfer.merge(ref_transfer, on=["image", "metric"], suffixes=("_bf16", "_fp32"))
+    assert len(merged) == 2
+    assert (merged["value_bf16"] - merged["value_fp32"]).abs().max() <= 0.2
+    assert (merged["attack_loss_adv_bf16"] / merged["attack_loss_adv_fp32"] - 1).abs().max() <= 0.05
+    assert (merged["value_bf16"] != merged["value_fp32"]).any()  # bf16 really crafted them
+    key = transfer["cell"].iloc[0]  # the cell's attack record says it too
+    batches = Store(tmp_path / "bf16").load(key)["attack"]["batches"]
+    assert [b["surrogate_precision"]["surrogate_precision"] for b in batches] == ["bf16+channels_last"] * 2
+    html = write_report(tmp_path / "bf16").read_text()
+    assert f"transfer surrogates: tiny-rrdb: bf16+channels_last (Δ {delta.iloc[0]:+.3f} dB)" in html
+
+
+def test_a_lossy_surrogate_falls_back_to_fp32_and_crafts_the_fp32_examples(frozen_project, tmp_path, monkeypatch):
+    real = GuardedMethod._fast_forward
+    monkeypatch.setattr(GuardedMethod, "_fast_forward", lambda self, lr, g: (real(self, lr, g) + 0.1).clamp(0, 1))
+    bf16 = load_matrix(_transfer_matrix(frozen_project, precision="bf16"))
+    assert run_matrix(bf16, tmp_path / "bf16", device="cpu", progress=False).exit_code == 0
+    fp32 = load_matrix(_transfer_matrix(frozen_project, precision="auto"))
+    assert run_matrix(fp32, tmp_path / "fp32", device="cpu", progress=False).exit_code == 0
+    fast, ref = load_run(tmp_path / "bf16").records, load_run(tmp_path / "fp32").records
+    transfer = fast[fast["attack_mode"] == "transfer"]
+    assert len(transfer) == 2 and (transfer["surrogate_precision"] == "fp32").all()
+    assert transfer["surrogate_precision_fallback"].str.contains("moved PSNR by .* dB", regex=True).all()
+    merged = transfer.merge(ref[ref["attack_mode"] == "transfer"], on=["image", "metric"], suffixes=("_g", "_fp32"))
+    assert (merged["value_g"] == merged["value_fp32"]).all()  # fell back: exactly the fp32 examples and numbers
+    assert (merged["attack_loss_adv_g"] == merged["attack_loss_adv_fp32"]).all()
+
+
+def test_transfer_from_a_smoothed_base_uses_the_guarded_base(tiny_project, tmp_path):
+    text = "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny-rrdb, sigma: 0.05, n: 3}\ntile: null\n"
+    (tiny_project["methods"] / "tiny-mrs.yaml").write_text(text)
+    fgsm = {"name": "fgsm", "attack": "fgsm", "epsilons": ["8/255"], "loss": "l1", "eot_samples": 2}
+    m = load_matrix(
+        _matrix(
+            tiny_project,
+            methods=["tiny-mrs"],
+            precision="bf16",
+            conditions=[{"name": "clean", "corruption": "clean"}],
+            attacks=[dict(fgsm, transfer_from_base=True)],
+            attack_images=1,
+        )
+    )
+    runner = Runner(m, tmp_path / "run", device="cpu", progress=False)
+    method, _ = runner._build_method("tiny-mrs")
+    assert runner.attack.surrogate("tiny-rrdb", method) is method.base  # the same guarded object, not a copy
+    assert runner.run().exit_code == 0
+    df = load_run(tmp_path / "run").records
+    transfer = df[df["attack_mode"] == "transfer"]
+    assert len(transfer) == 1 and (transfer["surrogate_precision"] == "bf16+channels_last").all()
+    assert (transfer["surrogate_precision_delta_db"] == transfer["precision_delta_db"]).all()  # one calibration
+    assert df.loc[df["attack_mode"] == "eot", "surrogate_precision"].isna().all()

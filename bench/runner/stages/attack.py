@@ -2,10 +2,11 @@
 
 The attack (:mod:`bench.attacks`) maximises its loss through the method: white-box for deterministic methods, EOT
 for stochastic ones, by transfer from a surrogate (the matrix's ``surrogate``, or the base card for
-``transfer_from_base`` -- taken from the wrapper itself when it wraps that card). The mode the attack ran is an
-:class:`~bench.results.schema.AttackMode`, decided by the attack alone. The generator is seeded by (cell key, first
-image of the batch, ``"attack"``); the runner gives attacked cells one image per batch, so each image's attack is
-seeded by its own name and ``batch_images`` cannot change it.
+``transfer_from_base`` -- taken from the wrapper itself when it wraps that card), in the matrix's precision policy
+like the methods (:mod:`bench.runner.stages.precision`; its stamp on the rows as ``surrogate_precision*``). The mode
+the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the attack alone. The generator is seeded
+by (cell key, first image of the batch, ``"attack"``); the runner gives attacked cells one image per batch, so each
+image's attack is seeded by its own name and ``batch_images`` cannot change it.
 
 An attack that refuses the method raises :class:`bench.errors.AttackRefused` (its images become failure rows).
 """
@@ -20,6 +21,7 @@ import torch
 from bench.errors import BadOutput
 from bench.results.schema import AttackMode
 from bench.runner.cells import Cell
+from bench.runner.stages import precision
 from bench.runner.stages.prepare import Item
 from bench.seeding import canonical_json, make_generator, seed_from
 
@@ -32,10 +34,17 @@ def planned_mode(cell: Cell, stochastic: bool) -> AttackMode | None:
 
 
 class Attacker:
-    """Builds attacks with losses and surrogates shared across the run."""
+    """Builds attacks with losses and surrogates shared across the run.
 
-    def __init__(self, device: torch.device) -> None:
+    Args:
+        device: where losses and surrogates live.
+        precision_mode: the matrix's ``precision`` (``auto`` | ``fp32`` | ``bf16``): surrogates run in the same
+            policy as the methods (:func:`bench.runner.stages.precision.guard_surrogate`).
+    """
+
+    def __init__(self, device: torch.device, precision_mode: str = "auto") -> None:
         self.device = device
+        self.precision_mode = precision_mode
         self._losses: dict[str, Any] = {}
         self._surrogates: dict[str, Any] = {}
 
@@ -50,14 +59,16 @@ class Attacker:
         return self._losses[key]
 
     def surrogate(self, name: str, method: Any) -> Any:
-        """The surrogate method ``name``: the wrapper's own inner method when it is that card, else built once."""
+        """The surrogate method ``name`` in the run's precision policy: the wrapper's own inner method when it is that
+        card (as guarded as the wrapper's base already is, else guarded here), else built once and guarded."""
         inner = method.inner(name)
         if inner is not None:
-            return inner
+            return precision.guard_surrogate(inner, name, self.precision_mode, self.device)
         if name not in self._surrogates:
             from bench.methods import cards
 
-            self._surrogates[name] = cards.build_method(name, device=self.device)
+            built = cards.build_method(name, device=self.device)
+            self._surrogates[name] = precision.guard_surrogate(built, name, self.precision_mode, self.device)
         return self._surrogates[name]
 
     def build(self, cell: Cell, method: Any) -> Any:
@@ -76,6 +87,9 @@ class Attacker:
         result = attack(method, lr, hr, generator)
         record = result.record()
         record["images"] = [it.name for it in items]
+        surrogate_columns = precision.surrogate_stamp(attack.surrogate if cell.threat.surrogate is not None else None)
+        if cell.threat.surrogate is not None:
+            record["surrogate_precision"] = surrogate_columns
         n = len(items)
         linf = record.get("linf") or [None] * n
         for i, item in enumerate(items):
@@ -88,6 +102,7 @@ class Attacker:
                 "attack_backward": result.backward_count,
                 "attack_seconds": result.seconds / n,
                 "attack_linf": linf[i],
+                **surrogate_columns,
             }
         if not torch.isfinite(result.x_adv).all():
             raise BadOutput("the attack returned a non-finite input")

@@ -12,6 +12,16 @@ Columns (:data:`PRECISION_COLUMNS`, on every row of a cell): ``precision`` -- th
 or e.g. ``bf16+channels_last``) --, ``precision_delta_db`` (PSNR(fast) - PSNR(fp32) on the calibration crop; None when
 no calibration ran) and ``precision_fallback`` (why fp32 was used although the fast path was asked for; None
 otherwise).
+
+Surrogates of transfer attacks follow the same policy (:func:`guard_surrogate`, used by
+:class:`~bench.runner.stages.attack.Attacker`): under ``bf16`` (or ``auto`` on CUDA) the surrogate's forward and
+gradients run behind its own guard, calibrated once per card against fp32 like any method, so a surrogate whose bf16
+path moves PSNR by more than 0.05 dB crafts its examples in fp32. A transfer attack's rows carry
+:data:`SURROGATE_PRECISION_COLUMNS` (``surrogate_precision``, ``surrogate_precision_delta_db``,
+``surrogate_precision_fallback``: the same stamp, prefixed); rows without a surrogate hold None there. Why not fp32
+always: white-box attacks already take their gradients through the guarded method, and a smoothed method's base --
+the transfer-from-base surrogate -- is the guarded object itself; one policy for every model an attack
+differentiates keeps a bf16 run's transfer and white-box numbers comparable, and the stamp says what ran.
 """
 
 from __future__ import annotations
@@ -22,9 +32,19 @@ from typing import Any
 import torch
 
 from bench.methods.precision import GuardedMethod
-from bench.results.schema import PRECISION_COLUMNS
+from bench.results.schema import PRECISION_COLUMNS, SURROGATE_PRECISION_COLUMNS
 
-__all__ = ["FP32", "PRECISION_COLUMNS", "guard", "guarded", "stamp", "wants_guard"]
+__all__ = [
+    "FP32",
+    "PRECISION_COLUMNS",
+    "SURROGATE_PRECISION_COLUMNS",
+    "guard",
+    "guard_surrogate",
+    "guarded",
+    "stamp",
+    "surrogate_stamp",
+    "wants_guard",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +85,23 @@ def stamp(method: Any) -> dict[str, Any]:
     d = g.decision
     delta = None if d.delta_db is None else round(float(d.delta_db), 6)
     return {"precision": d.precision, "precision_delta_db": delta, "precision_fallback": d.fallback or None}
+
+
+def guard_surrogate(surrogate: Any, card: str, mode: str, device: torch.device) -> Any:
+    """A transfer attack's surrogate (built from ``card``) in the matrix's precision policy, calibrated now.
+
+    A surrogate already behind a guard (a smoothed method's guarded base, taken by transfer from the base) is returned
+    as it is; otherwise as :func:`guard`, with the card's name as the calibration key (one decision per card and
+    device, shared with the card's own cells: the same weights). Calibrating here means a surrogate the guard cannot
+    run fails when the attack is built, not halfway through an image.
+    """
+    out = guard(surrogate, card, mode, device)
+    stamp(out)
+    return out
+
+
+def surrogate_stamp(surrogate: Any | None) -> dict[str, Any]:
+    """The :data:`SURROGATE_PRECISION_COLUMNS` of a transfer attack's rows (all None when there is no surrogate)."""
+    if surrogate is None:
+        return dict.fromkeys(SURROGATE_PRECISION_COLUMNS)
+    return {f"surrogate_{k}": v for k, v in stamp(surrogate).items()}

@@ -2,7 +2,8 @@
 
 A row is one (image, metric) value, a failure (``value`` None, ``error`` the message) or a skipped metric (``value``
 None, status ``skipped``, ``error`` the reason, e.g. "skipped: no ground truth"). Rows of an attacked cell
-carry the per-image attack columns (mode, surrogate, losses, counts, seconds, L-inf).
+carry the per-image attack columns (mode, surrogate, losses, counts, seconds, L-inf; for a transfer attack the
+surrogate's precision).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bench.results.schema import (
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
+    SURROGATE_PRECISION_COLUMNS,
     AttackMode,
     CellLabels,
 )
@@ -49,6 +51,7 @@ class Rows:
             "sigma": sigma,
             **dict.fromkeys(ATTACK_COLUMNS),
             **dict.fromkeys(PRECISION_COLUMNS),  # set by the runner from the method's precision stamp
+            **dict.fromkeys(SURROGATE_PRECISION_COLUMNS),  # set per image by the attack stage (transfer only)
         }
         if cell.threat.attacked:
             self.base.update(attack_mode=mode, attack_surrogate=cell.threat.surrogate)
