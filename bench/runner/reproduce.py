@@ -171,7 +171,12 @@ def _copies(sigma: Any, n: int) -> int:
 
 
 def _cell_passes(cell: Any, matrix: Any, provenance: Mapping[str, Any], images: int) -> tuple[int, int]:
-    """(forwards, backwards) of the base model for one cell (see the module docstring)."""
+    """(forwards, backwards) of the base model for one cell (see the module docstring); none for a ``refused``
+    attacked cell (never attempted, nor super-resolved)."""
+    from bench.runner.cells import REFUSED
+
+    if cell.threat.attacked and cell.threat.variant == REFUSED:
+        return 0, 0
     args = provenance.get("args") or {}
     smoothed = provenance.get("adapter") == "median_smoothing"
     n = int(args.get("n", 21)) if smoothed else 1
