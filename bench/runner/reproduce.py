@@ -6,7 +6,8 @@ it, :func:`plan_table` checks three kinds of inputs and says how to get each mis
 
 * **datasets**: the manifest status of every evaluated dataset (and of the sigma-selection split when a column's
   sigma is ``auto``) -- ``python -m bench datasets fetch NAME`` (with ``--from PATH`` for manual downloads);
-* **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME``;
+* **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME`` (a
+  wrapper card's include its base's: the card's own rule, :meth:`bench.methods.cards.MethodCard.missing_checkpoints`);
 * **checkpoints**: the cards' checkpoints produced by a training recipe -- ``python -m bench train RECIPE --data
   DATA``; their training time is not estimated here (``bench train RECIPE --dry-run`` times two iterations of it,
   which needs the training data and minutes of compute per recipe).
