@@ -225,6 +225,13 @@ class Attack:
         self.surrogate = surrogate
         self._surrogates: dict[tuple[str, str], Method] = {}
 
+    @classmethod
+    def gradient_needed(cls, params: dict[str, Any] | None = None) -> bool:
+        """Whether an attack of this class built with ``params`` needs gradients of what it attacks, known before it
+        is built (the run plans its attack settings from it): :attr:`needs_gradient`; a wrapper attack (EOT) asks its
+        inner attack."""
+        return bool(cls.needs_gradient)
+
     # --- to be written by subclasses -------------------------------------------------------------------------------
     def perturb(
         self,

@@ -68,6 +68,14 @@ class EOT(Attack):
         self.never_below_clean = self.inner.never_below_clean  # type: ignore[misc]
         self.random_start = self.inner.random_start  # type: ignore[misc]
 
+    @classmethod
+    def gradient_needed(cls, params: dict[str, Any] | None = None) -> bool:
+        """The inner attack's (``params["attack"]``, default ``pgd``) need of gradients."""
+        from bench.attacks import ATTACKS as registry
+
+        inner = registry.get(str((params or {}).get("attack", "pgd")))
+        return bool(inner.needs_gradient) if inner is cls else inner.gradient_needed(params)  # eot(eot) is refused
+
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), **{f"inner.{k}": v for k, v in self.inner.hyperparameters().items()}}
 

@@ -76,6 +76,16 @@ class Method(torch.nn.Module):
             out = self(lr, generator)
         return out.clamp(0, 1)
 
+    @classmethod
+    def declared_capabilities(cls, base: Capabilities | None = None) -> Capabilities:
+        """The capabilities an instance of this adapter will have, known before it is built (what a run plans from).
+
+        ``base`` is the wrapped method's capabilities for a wrapper adapter (median smoothing), ``None`` otherwise or
+        when unknown; a plain adapter ignores it. A wrapper overrides this, and its instances' :attr:`capabilities`
+        call it with their base's, so the plan and the built method follow one rule.
+        """
+        return Capabilities(bool(cls.differentiable), bool(cls.stochastic), bool(cls.smoothed))
+
     @property
     def capabilities(self) -> Capabilities:
         """:class:`Capabilities` of this instance (a wrapper's differentiability may follow its base)."""

@@ -23,7 +23,12 @@ Wrapper cards (``adapter: median_smoothing``, ``args.base: <card>``) carry their
 auto`` asks for sigma to be chosen per condition (CertSR, :mod:`bench.certify.sigma`): :func:`build_method` builds the
 wrapper with smoothing off and marks it ``sigma_auto = True``; the runner sets ``sigma`` before each condition.
 
-``differentiable`` and ``stochastic`` are properties of the adapter, never of the card. Unknown keys, unknown
+``differentiable`` and ``stochastic`` are properties of the adapter, never of the card: :attr:`MethodCard.capabilities`
+(the adapter's :meth:`~bench.methods.base.Method.declared_capabilities`, given its base's for a wrapper card, so a
+median-smoothing card over a non-differentiable base is not differentiable -- what the built method reports and what
+the run plans its attacks from). Readiness is one rule too, :meth:`MethodCard.missing_checkpoints`: the card's own
+checkpoint and, recursively, its base's (a base card, or an inline ``{adapter, args: {checkpoint}}``), each with the
+command that produces it; :meth:`MethodCard.checkpoint_available` is true when none is missing. Unknown keys, unknown
 adapter arguments and wrong types fail when the card is loaded, naming the file and the key; an unknown adapter
 raises the registry's ``KeyError``. A missing checkpoint fails only when the method is built (:func:`build_method`).
 
@@ -50,9 +55,16 @@ import torch
 from bench.config.errors import ConfigError
 from bench.config.loader import read_yaml, validate_model
 from bench.methods import ADAPTERS
-from bench.methods.base import Method
+from bench.methods.base import Capabilities, Method
 from bench.methods.card_spec import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, CardFile
-from bench.methods.checkpoint import checkpoint_available, checkpoint_sha256, expand_path, is_path_ref
+from bench.methods.checkpoint import (
+    checkpoint_available,
+    checkpoint_sha256,
+    expand_path,
+    fetch_command,
+    is_path_ref,
+    producer_command,
+)
 from bench.paths import methods_dir
 
 logger = logging.getLogger(__name__)
@@ -93,6 +105,37 @@ def _thawed(value: Any) -> Any:
     return value
 
 
+def recipe_train_data(recipe: Mapping[str, Any]) -> str:
+    """The ``--data`` of a card's recipe: the manifest dataset its ``data`` words name (DIV2K train), else the
+    words, else ``DATA``."""
+    data = str(recipe.get("data") or "")
+    return "div2k-train" if "div2k" in data.lower() and "train" in data.lower() else (data or "DATA")
+
+
+@dataclass(frozen=True)
+class MissingCheckpoint:
+    """A checkpoint a card needs to be built offline and does not have (:meth:`MethodCard.missing_checkpoints`).
+
+    Attributes:
+        card: the card that declares it: the card itself, or the base card a wrapper names (an inline ``{adapter,
+            args}`` base belongs to the wrapper's own file).
+        kind: ``weights`` (an asset of the store), ``checkpoint`` (a file) or ``card`` (a base card that does not
+            load; ``ref`` is its name).
+        ref: the asset name, or the absolute path of the file.
+        fix: the one command (or edit) that makes it ready: ``python -m bench assets fetch NAME``, ``python -m bench
+            train RECIPE --data DATA`` (the declaring card's recipe), ``python -m bench train RECIPE`` (a file under
+            ``$BENCH_HOME/checkpoints/RECIPE/``), or the edit to make.
+        recipe, train_data: the declaring card's recipe name and its ``--data`` when a recipe produces the file.
+    """
+
+    card: str
+    kind: str
+    ref: str
+    fix: str
+    recipe: str | None = None
+    train_data: str | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class MethodCard:
     """One leaderboard entry, as declared by ``methods/<name>.yaml`` (see the module docstring for the keys).
@@ -124,12 +167,39 @@ class MethodCard:
         return ADAPTERS.get(self.adapter)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What the built method's :attr:`~bench.methods.base.Method.capabilities` will say, known without building
+        it: the adapter's :meth:`~bench.methods.base.Method.declared_capabilities`, given the base's for a wrapper
+        card (recursively through base cards; an inline ``{adapter, args}`` base gives its adapter's). A base card
+        that does not load leaves the adapter's own declaration (the wrapper then fails when built, with that error).
+        """
+        return self._capabilities(frozenset())
+
+    def _capabilities(self, seen: frozenset[str]) -> Capabilities:
+        base: Capabilities | None = None
+        inline = self.args.get("base")
+        name = self.base_card_name()
+        if isinstance(inline, Mapping):
+            try:
+                base = ADAPTERS.get(str(inline.get("adapter"))).declared_capabilities()
+            except KeyError:
+                base = None
+        elif name is not None and name not in seen:
+            try:
+                base = load_card(name)._capabilities(seen | {self.name})
+            except (KeyError, OSError, ValueError):
+                base = None
+        return self.adapter_cls.declared_capabilities(base)
+
+    @property
     def differentiable(self) -> bool:
-        return bool(self.adapter_cls.differentiable)
+        """Gradients flow from the output to the input (see :attr:`capabilities`)."""
+        return self.capabilities.differentiable
 
     @property
     def stochastic(self) -> bool:
-        return bool(self.adapter_cls.stochastic)
+        """The output depends on a generator (see :attr:`capabilities`)."""
+        return self.capabilities.stochastic
 
     @property
     def scale(self) -> int:
@@ -150,17 +220,65 @@ class MethodCard:
     def checkpoint_ref(self) -> str | None:
         """The checkpoint as :func:`bench.methods.checkpoint.load_weights` takes it: a relative path is made absolute
         against the card's folder; an asset name is returned as it is."""
-        if self.checkpoint is None:
-            return None
-        if is_path_ref(self.checkpoint):
-            path = expand_path(self.checkpoint)
+        return None if self.checkpoint is None else self._resolve(self.checkpoint)
+
+    def _resolve(self, ref: str) -> str:
+        if is_path_ref(ref):
+            path = expand_path(ref)
             return str(path if path.is_absolute() else (self.path.parent / path).resolve())
-        return self.checkpoint
+        return ref
+
+    def inline_base_checkpoint_ref(self) -> str | None:
+        """The checkpoint of an inline ``args.base: {adapter, args: {checkpoint}}`` (CertSR's), resolved as
+        :meth:`checkpoint_ref` resolves the card's own (:func:`build_method` passes it so); else ``None``."""
+        base = self.args.get("base")
+        if not isinstance(base, Mapping):
+            return None
+        ref = (base.get("args") or {}).get("checkpoint")
+        return self._resolve(str(ref)) if isinstance(ref, (str, Path)) and str(ref) else None
+
+    def missing_checkpoints(self) -> list[MissingCheckpoint]:
+        """Every checkpoint the method needs and the store does not hold, its own first, then its base's
+        (recursively: a base card's own and its base's; an inline base's), each with the command that produces it.
+        Empty when the card can be built offline. A base card that does not load is one entry of kind ``card``."""
+        return self._missing(frozenset())
+
+    def _missing(self, seen: frozenset[str]) -> list[MissingCheckpoint]:
+        out = [self._missing_entry(ref) for ref in (self.checkpoint_ref(), self.inline_base_checkpoint_ref())]
+        missing = [m for m in out if m is not None]
+        name = self.base_card_name()
+        if name is not None and name not in seen:
+            try:
+                base = load_card(name)
+            except (KeyError, OSError, ValueError) as exc:
+                text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+                fix = f"write methods/{name}.yaml, or name an existing card in args.base of {self.path}"
+                return [*missing, MissingCheckpoint(self.name, "card", name, f"{fix} ({text[:120]})")]
+            missing += base._missing(seen | {self.name})
+        return missing
+
+    def _missing_entry(self, ref: str | None) -> MissingCheckpoint | None:
+        """The entry of one checkpoint this card's file declares, ``None`` when it is stored (or there is none)."""
+        if ref is None or checkpoint_available(ref):
+            return None
+        if not is_path_ref(ref):
+            try:
+                return MissingCheckpoint(self.name, "weights", ref, fetch_command(ref))
+            except KeyError:
+                fix = f"correct the checkpoint of {self.path}: no asset {ref!r} (python -m bench assets list)"
+                return MissingCheckpoint(self.name, "weights", ref, fix)
+        recipe = self.recipe if isinstance(self.recipe, Mapping) and self.recipe.get("name") else None
+        if recipe is not None:
+            data = recipe_train_data(recipe)
+            fix = f"python -m bench train {recipe['name']} --data {data}"
+            return MissingCheckpoint(self.name, "checkpoint", ref, fix, str(recipe["name"]), data)
+        fix = producer_command(ref) or f"place the checkpoint at {ref}"
+        return MissingCheckpoint(self.name, "checkpoint", ref, fix)
 
     def checkpoint_available(self) -> bool:
-        """True when the method can be built offline (no checkpoint, or a stored asset / existing file)."""
-        ref = self.checkpoint_ref()
-        return ref is None or checkpoint_available(ref)
+        """True when the method can be built offline: :meth:`missing_checkpoints` is empty (its own checkpoint and,
+        for a wrapper, its base's are stored, or there are none)."""
+        return not self.missing_checkpoints()
 
     def provenance(self) -> dict[str, Any]:
         """What a result must carry to say which method made it (JSON-able).
@@ -333,6 +451,9 @@ def build_method(
     card = name_or_card if isinstance(name_or_card, MethodCard) else load_card(name_or_card)
     cls = card.adapter_cls
     kwargs = _thawed(card.args)
+    inline = card.inline_base_checkpoint_ref()
+    if inline is not None:  # an inline base's relative checkpoint is the card folder's, as readiness checks it
+        kwargs["base"] = {**kwargs["base"], "args": {**kwargs["base"]["args"], "checkpoint": inline}}
     if card.sigma_auto:
         kwargs["sigma"] = None  # smoothing off until a sigma is chosen for the condition
     ref = card.checkpoint_ref()

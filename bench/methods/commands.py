@@ -85,7 +85,7 @@ def methods_command(args: argparse.Namespace) -> int:
 
     from bench.methods.cards import card_paths, cards_dir, parse_card
 
-    rows, failed = [], 0
+    rows, fixes, failed = [], [], 0
     for path in card_paths():
         try:
             card = parse_card(path)
@@ -93,6 +93,8 @@ def methods_command(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {path}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
             continue
+        missing = card.missing_checkpoints()  # its own and its base's (wrapper cards)
+        fixes += [f"  {card.name}: {m.fix}" for m in missing]
         rows.append(
             {
                 "name": card.name,
@@ -101,7 +103,7 @@ def methods_command(args: argparse.Namespace) -> int:
                 "differentiable": card.differentiable,
                 "stochastic": card.stochastic,
                 "checkpoint": card.checkpoint or "-",
-                "available": card.checkpoint_available(),
+                "available": not missing,
             }
         )
     if args.json:
@@ -116,6 +118,7 @@ def methods_command(args: argparse.Namespace) -> int:
     widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
     for line in [header, *table]:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    if any(not row["available"] for row in rows):
-        print("\nfetch missing checkpoints with `python -m bench assets fetch NAME`")
+    if fixes:
+        print("\nmissing checkpoints (a wrapper's include its base's), and the command that produces each:")
+        print("\n".join(fixes))
     return 1 if failed else 0

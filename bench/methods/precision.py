@@ -127,9 +127,10 @@ class GuardedMethod(Method):
             raise ValueError(f"max_delta_db must be >= 0, got {max_delta_db}")
         super().__init__(scale=method.scale, tile=method.tile, tile_overlap=method.tile_overlap)
         self.wrapped = method
-        self.differentiable = method.differentiable
-        self.stochastic = method.stochastic
-        self.smoothed = method.smoothed
+        caps = method.capabilities  # the instance's (a wrapper's follow its base), not the class declaration
+        self.differentiable = caps.differentiable
+        self.stochastic = caps.stochastic
+        self.smoothed = caps.smoothed
         self.key = key or type(method).__name__
         self.mode = mode
         self.channels_last = channels_last

@@ -137,7 +137,8 @@ class MedianSmoothing(Method):
 
     Attributes:
         capabilities: stochastic and smoothed; differentiable when the base is (the class attribute says True, the
-            instance's :attr:`capabilities` follow the base).
+            instance's :attr:`capabilities` and a card's :attr:`~bench.methods.cards.MethodCard.capabilities` follow
+            the base, both through :meth:`declared_capabilities`).
         base_name: the card or adapter name of the base (provenance).
     """
 
@@ -173,11 +174,18 @@ class MedianSmoothing(Method):
         if n % 2 == 0:
             logger.info("median smoothing with even n=%d takes the lower middle prediction", n)
 
+    @classmethod
+    def declared_capabilities(cls, base: Capabilities | None = None) -> Capabilities:
+        """Stochastic and smoothed; differentiable exactly when the base is (a gradient flows through the selected
+        sample of the base's outputs: what a white-box or EOT attack on the smoothed method differentiates). With
+        the base unknown (``None``), the class's declaration (differentiable)."""
+        differentiable = cls.differentiable if base is None else base.differentiable
+        return Capabilities(differentiable=bool(differentiable), stochastic=True, smoothed=True)
+
     @property
     def capabilities(self) -> Capabilities:
-        """Stochastic and smoothed; differentiable exactly when the base is (a gradient flows through the selected
-        sample of the base's outputs)."""
-        return Capabilities(differentiable=self.base.capabilities.differentiable, stochastic=True, smoothed=True)
+        """:meth:`declared_capabilities` with the built base's capabilities (the rule the run's plan follows)."""
+        return self.declared_capabilities(self.base.capabilities)
 
     # ------------------------------------------------------------------------------------------------- settings
     @property

@@ -27,7 +27,7 @@ Not in the key, on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -129,29 +129,77 @@ def cell_key(description: Mapping[str, Any]) -> str:
     return key_hash(dict(description), length=20)
 
 
-def method_threats(matrix: Matrix, condition: str, provenance: Mapping[str, Any]) -> list[Threat]:
-    """The attack settings of one method under one condition.
+#: The variant of an attack setting that cannot reach its method: what it would attack gives no gradient and the
+#: attack needs one. Planned as such, never attempted: its cells are failure rows saying how to attack it.
+REFUSED = "refused"
 
-    Each setting of :meth:`Matrix.threats` becomes: ``direct`` (through the method itself) for a differentiable
-    method, or for a non-differentiable one without a surrogate (the attack refuses it at run time, recorded as
-    failure rows); ``transfer`` from the entry's ``surrogate`` for a non-differentiable method. With
-    ``transfer_from_base``, a stochastic method whose card names a base card gets a ``transfer-from-base`` setting too.
+
+def attack_route(via: str, attacked_differentiable: bool, needs_gradient: bool) -> str:
+    """The variant of a setting that reaches its method ``via`` a route (``direct``: the method itself; ``transfer``:
+    the matrix's surrogate; ``transfer-from-base``: the wrapper's base card): ``via`` when what it attacks gives the
+    gradients the attack needs, else :data:`REFUSED`. The plan calls it with the cards' capabilities, the attack
+    stage again with the built methods' (:meth:`bench.runner.stages.attack.Attacker.build`); the two agree."""
+    return via if attacked_differentiable or not needs_gradient else REFUSED
+
+
+def _card_differentiable(name: str) -> bool:
+    from bench.methods.cards import load_card
+
+    try:
+        return load_card(name).differentiable
+    except (KeyError, OSError, ValueError):  # the matrix check has named it; the attack stage fails it again
+        return True
+
+
+def method_threats(
+    matrix: Matrix,
+    condition: str,
+    provenance: Mapping[str, Any],
+    differentiable_card: Callable[[str], bool] = _card_differentiable,
+) -> list[Threat]:
+    """The attack settings of one method under one condition, each with the route the run then takes.
+
+    ``provenance`` is the method card's (:meth:`bench.methods.cards.MethodCard.provenance`): its ``differentiable``
+    is the card's :attr:`~bench.methods.cards.MethodCard.capabilities` -- for a median-smoothing card, its base's,
+    since the attack differentiates the smoothed output through the selected base prediction (EOT over the noise;
+    seed 001 leaves open whether CertSR is attacked through the smoothing or on its base, the run does the first and,
+    with ``transfer_from_base``, the second too). Each setting of :meth:`Matrix.threats` becomes:
+
+    * ``direct`` (through the method itself: white-box, or EOT for a stochastic method) when the method is
+      differentiable or the attack needs no gradient (``random_sign``);
+    * else ``transfer`` from the entry's ``surrogate`` (``differentiable_card(surrogate)`` must hold);
+    * else :data:`REFUSED` (no surrogate, or one that is not differentiable either): never attempted, its cells are
+      failure rows with the fix.
+
+    With ``transfer_from_base``, a stochastic method whose card names a base card also gets a
+    ``transfer-from-base`` setting (made on the base card; :data:`REFUSED` when the base is not differentiable).
     """
+    from bench.attacks import ATTACKS
+
     out: list[Threat] = []
     differentiable = bool(provenance.get("differentiable", True))
     stochastic = bool(provenance.get("stochastic", False))
     base = (provenance.get("args") or {}).get("base")
+    base_differentiable = bool((provenance.get("base") or {}).get("differentiable", True))
     for threat in matrix.threats(condition):
         if not threat.attacked:
             out.append(threat)
             continue
-        entry = matrix.attack_entry(threat.name)
-        if not differentiable and threat.surrogate is not None:
-            out.append(replace(threat, variant="transfer"))
+        needs_gradient = ATTACKS.get(threat.attack).gradient_needed(threat.params)
+        if differentiable or not needs_gradient:
+            planned = replace(threat, surrogate=None, variant="direct")
+        elif threat.surrogate is not None:
+            route = attack_route("transfer", differentiable_card(threat.surrogate), needs_gradient)
+            planned = replace(threat, variant=route)
         else:
-            out.append(replace(threat, surrogate=None, variant="direct"))
+            planned = replace(threat, variant=REFUSED)
+        out.append(planned)
+        entry = matrix.attack_entry(threat.name)
         if entry is not None and entry.transfer_from_base and stochastic and isinstance(base, str):
-            out.append(replace(threat, surrogate=base, variant="transfer-from-base"))
+            route = attack_route("transfer-from-base", base_differentiable, needs_gradient)
+            via_base = replace(threat, surrogate=base, variant=route)
+            if via_base != planned:  # a refused transfer from the same card is one cell
+                out.append(via_base)
     return out
 
 

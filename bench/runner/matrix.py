@@ -40,7 +40,8 @@ Attacks (``attacks:``): each entry names a registered attack (:data:`bench.attac
 ``epsilons`` list (numbers or ``a/b`` strings) expands into one setting per budget, passed as ``eps``. ``conditions``
 restricts the entry to some conditions (default: all). ``eot_samples`` and ``restarts`` apply to stochastic methods
 (EOT, worst of the restarts); deterministic methods get one draw and one run. ``surrogate`` names a method card used
-to attack non-differentiable methods by transfer (without it they are refused: failure rows with the message).
+to attack non-differentiable methods by transfer (without it their settings are planned ``refused``: failure rows
+with the message; a median-smoothing card is as differentiable as its base).
 ``transfer_from_base: true`` adds, for stochastic wrapper methods (median smoothing), cells attacked by transfer from
 their base card, besides the adaptive (EOT) ones. ``loss`` is the attack loss (a name of
 :data:`bench.attacks.ATTACK_LOSSES` or ``{name, **params}``; default ``l1_perceptual``, CertSR's). A cell is
@@ -232,7 +233,9 @@ class Threat:
     Not declared in a file (the runner derives it from :class:`AttackEntry`), so it stays a dataclass:
     ``dataclasses.replace`` makes its variants. ``variant`` is ``"direct"`` (gradients through the method itself:
     white-box, or EOT for a stochastic method), ``"transfer"`` (made on ``surrogate``, the matrix's surrogate for a
-    non-differentiable method) or ``"transfer-from-base"`` (made on the base card of a wrapper method).
+    non-differentiable method), ``"transfer-from-base"`` (made on the base card of a wrapper method) or ``"refused"``
+    (what it would attack is not differentiable and the attack needs gradients: failure rows, never attempted); see
+    :func:`bench.runner.cells.method_threats`.
     :data:`NO_THREAT` is the unattacked cell.
     """
 
@@ -276,6 +279,8 @@ class Threat:
         if not self.attacked:
             return NO_ATTACK
         via = {"direct": "", "transfer": f" via {self.surrogate}", "transfer-from-base": f" via base {self.surrogate}"}
+        if self.variant == "refused":
+            via["refused"] = " refused" + (f" (no gradient via {self.surrogate} either)" if self.surrogate else "")
         return f"{self.name} eps={format_epsilon(self.epsilon)}{via.get(self.variant, '')}"
 
 

@@ -6,7 +6,8 @@ it, :func:`plan_table` checks three kinds of inputs and says how to get each mis
 
 * **datasets**: the manifest status of every evaluated dataset (and of the sigma-selection split when a column's
   sigma is ``auto``) -- ``python -m bench datasets fetch NAME`` (with ``--from PATH`` for manual downloads);
-* **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME``;
+* **weights**: the cards' checkpoints that are assets of the store -- ``python -m bench assets fetch NAME`` (a
+  wrapper card's include its base's: the card's own rule, :meth:`bench.methods.cards.MethodCard.missing_checkpoints`);
 * **checkpoints**: the cards' checkpoints produced by a training recipe -- ``python -m bench train RECIPE --data
   DATA``; their training time is not estimated here (``bench train RECIPE --dry-run`` times two iterations of it,
   which needs the training data and minutes of compute per recipe).
@@ -107,60 +108,31 @@ def matrix_name_for(table_id: str, sigma: str = "published") -> str:
     return name
 
 
-def _recipe_data(recipe: Mapping[str, Any]) -> str:
-    """The ``--data`` of a card's recipe: the manifest dataset its words name (DIV2K train), else the words."""
-    data = str(recipe.get("data") or "")
-    return "div2k-train" if "div2k" in data.lower() and "train" in data.lower() else (data or "DATA")
-
-
-def _recipe_command(recipe: Mapping[str, Any]) -> str:
-    dataset = _recipe_data(recipe)
-    return (
-        f"python -m bench train {recipe.get('name')} --data {dataset}  (time: not estimated; add --dry-run to time it)"
-    )
-
-
-def _checkpoint_refs(card: Any) -> list[str]:
-    """The checkpoints a card loads: its own, and a wrapper's base (a card name or an ``{adapter, args}`` mapping)."""
-    from bench.methods.cards import load_card
-
-    refs = [r for r in [card.checkpoint_ref()] if r is not None]
-    base = card.args.get("base")
-    if isinstance(base, str) and base != card.name:
-        refs += _checkpoint_refs(load_card(base))
-    elif isinstance(base, Mapping):
-        ckpt = (base.get("args") or {}).get("checkpoint")
-        if ckpt:
-            from bench.methods.checkpoint import expand_path, is_path_ref
-
-            if is_path_ref(str(ckpt)):
-                path = expand_path(str(ckpt))
-                refs.append(str(path if path.is_absolute() else (card.path.parent / path).resolve()))
-            else:
-                refs.append(str(ckpt))
-    return refs
-
-
 def card_requirement(name: str) -> Requirement:
-    """Whether card ``name`` can be built offline, and the command that makes it so (fetch or train)."""
+    """Whether card ``name`` can be built offline, and the command that makes it so (fetch or train): the card's own
+    rule, :meth:`bench.methods.cards.MethodCard.missing_checkpoints` (its base's checkpoints included), first
+    missing piece first."""
     from bench.methods.cards import load_card
-    from bench.methods.checkpoint import checkpoint_available, is_path_ref
 
     try:
         card = load_card(name)
     except (KeyError, OSError, ValueError) as exc:
         return Requirement("card", name, False, "no card", f"write methods/{name}.yaml ({str(exc)[:80]})")
-    missing = [r for r in _checkpoint_refs(card) if not checkpoint_available(r)]
+    missing = card.missing_checkpoints()
     if not missing:
         return Requirement("weights", name, True, "ready")
-    ref = missing[0]
-    recipe = dict(card.recipe) if isinstance(card.recipe, Mapping) else None
-    if recipe is not None and is_path_ref(ref):
-        return Requirement("checkpoint", name, False, "not trained (no checkpoint)", _recipe_command(recipe),
-                           recipe=str(recipe.get("name")), train_data=_recipe_data(recipe))  # fmt: skip
-    if is_path_ref(ref):
-        return Requirement("checkpoint", name, False, f"missing file {ref}", f"place the checkpoint at {ref}")
-    return Requirement("weights", name, False, "not fetched", f"python -m bench assets fetch {ref}", True, asset=ref)
+    m = missing[0]
+    of_base = "" if m.card == name else f" (base {m.card})"
+    if m.kind == "card":
+        return Requirement("card", name, False, f"base card {m.ref} does not load", m.fix)
+    if m.kind == "checkpoint" and m.recipe is not None:
+        command = f"{m.fix}  (time: not estimated; add --dry-run to time it)"
+        return Requirement("checkpoint", name, False, f"not trained (no checkpoint){of_base}", command,
+                           recipe=m.recipe, train_data=m.train_data)  # fmt: skip
+    if m.kind == "checkpoint":
+        return Requirement("checkpoint", name, False, f"missing file {m.ref}{of_base}", m.fix)
+    fetchable = m.fix.startswith("python -m bench assets fetch")  # not an asset name the manifest lacks
+    return Requirement("weights", name, False, f"not fetched{of_base}", m.fix, fetchable, asset=m.ref)
 
 
 def dataset_requirement(name: str) -> Requirement:
@@ -200,7 +172,12 @@ def _copies(sigma: Any, n: int) -> int:
 
 
 def _cell_passes(cell: Any, matrix: Any, provenance: Mapping[str, Any], images: int) -> tuple[int, int]:
-    """(forwards, backwards) of the base model for one cell (see the module docstring)."""
+    """(forwards, backwards) of the base model for one cell (see the module docstring); none for a ``refused``
+    attacked cell (never attempted, nor super-resolved)."""
+    from bench.runner.cells import REFUSED
+
+    if cell.threat.attacked and cell.threat.variant == REFUSED:
+        return 0, 0
     args = provenance.get("args") or {}
     smoothed = provenance.get("adapter") == "median_smoothing"
     n = int(args.get("n", 21)) if smoothed else 1

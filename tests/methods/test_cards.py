@@ -271,3 +271,85 @@ def test_sigma_auto_card_builds_with_smoothing_off(project: Path) -> None:
     method.sigma = 0.05
     assert method.smoothing
     assert not build_method("tiny").sigma_auto
+
+
+# ------------------------------------------------------------------------------------ readiness, nested bases
+def test_smoothing_card_over_a_missing_base_checkpoint_is_missing_with_the_bases_fix(
+    project: Path, isolated_home: Path
+) -> None:
+    """Readiness is one rule on the card: a wrapper is ready only when its base's checkpoint is stored too, and the
+    fix named is the base's (here: fetch the base card's asset, which $BENCH_HOME does not hold)."""
+    from bench.methods.checkpoint import fetch_command
+
+    methods = project / "methods"
+    (methods / "remote.yaml").write_text(
+        "title: Remote\nadapter: rrdbnet\nargs: {num_feat: 8, num_block: 1, num_grow_ch: 4}\n"
+        "checkpoint: realesrgan-x4plus\n"
+    )
+    (methods / "remote-mrs.yaml").write_text(
+        "title: Remote MRS\nadapter: median_smoothing\nargs: {base: remote, sigma: 0.05, n: 3}\ntile: null\n"
+    )
+    (methods / "tiny-mrs.yaml").write_text(
+        "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny, sigma: 0.05, n: 3}\ntile: null\n"
+    )
+    wrapper = load_card("remote-mrs")
+    assert wrapper.checkpoint is None  # the wrapper's own file names no checkpoint: only its base does
+    (missing,) = wrapper.missing_checkpoints()
+    assert (missing.card, missing.kind, missing.ref) == ("remote", "weights", "realesrgan-x4plus")
+    assert missing.fix == fetch_command("realesrgan-x4plus") and missing.fix.startswith("python -m bench assets fetch")
+    assert not wrapper.checkpoint_available()
+    with pytest.raises(FileNotFoundError, match=r"python -m bench assets fetch realesrgan-x4plus"):
+        build_method(wrapper)  # what readiness predicts is what building does
+    # a base that is stored: ready, and it builds
+    assert load_card("tiny-mrs").missing_checkpoints() == [] and load_card("tiny-mrs").checkpoint_available()
+    build_method("tiny-mrs")
+    (methods / "weights" / "tiny.safetensors").unlink()
+    (gone,) = load_card("tiny-mrs").missing_checkpoints()
+    assert gone.card == "tiny" and gone.kind == "checkpoint" and gone.ref.endswith("tiny.safetensors")
+    assert gone.fix == f"place the checkpoint at {gone.ref}"
+    # a base card that does not exist is one missing entry with the edit that repairs it
+    (methods / "ghost-mrs.yaml").write_text("title: G\nadapter: median_smoothing\nargs: {base: ghost}\ntile: null\n")
+    (ghost,) = load_card("ghost-mrs").missing_checkpoints()
+    assert ghost.kind == "card" and ghost.ref == "ghost" and "methods/ghost.yaml" in ghost.fix
+
+
+def test_base_card_trained_by_a_recipe_gives_its_train_command(project: Path, isolated_home: Path) -> None:
+    methods = project / "methods"
+    (methods / "trained.yaml").write_text(
+        "title: Trained\nadapter: rrdbnet\nargs: {num_feat: 8, num_block: 1, num_grow_ch: 4}\n"
+        "checkpoint: $BENCH_HOME/checkpoints/esrgan-ft/latest.safetensors\n"
+        "recipe: {name: esrgan-ft, data: DIV2K train HR}\n"
+    )
+    (methods / "trained-mrs.yaml").write_text(
+        "title: Trained MRS\nadapter: median_smoothing\nargs: {base: trained, n: 3}\ntile: null\n"
+    )
+    (missing,) = load_card("trained-mrs").missing_checkpoints()
+    assert missing.card == "trained" and missing.recipe == "esrgan-ft" and missing.train_data == "div2k-train"
+    assert missing.fix == "python -m bench train esrgan-ft --data div2k-train"
+    assert missing.ref == str(isolated_home / "checkpoints" / "esrgan-ft" / "latest.safetensors")
+
+
+def test_inline_base_checkpoint_is_checked_and_built_from_the_card_folder(project: Path) -> None:
+    """CertSR's layout: ``args.base: {adapter, args: {checkpoint}}`` in the wrapper's own file. Its checkpoint is the
+    wrapper's to produce (its recipe), resolved against the card's folder both by readiness and by build_method."""
+    methods = project / "methods"
+    (methods / "inline-mrs.yaml").write_text(
+        "title: Inline MRS\nadapter: median_smoothing\n"
+        "args: {base: {adapter: rrdbnet, args: {num_feat: 8, num_block: 1, num_grow_ch: 4, "
+        "checkpoint: weights/inline.safetensors}}, sigma: 0.05, n: 3}\n"
+        "tile: null\nrecipe: {name: certsr, data: DIV2K train HR}\n"
+    )
+    card = load_card("inline-mrs")
+    (missing,) = card.missing_checkpoints()
+    assert missing.card == "inline-mrs" and missing.kind == "checkpoint"
+    assert missing.ref == str((methods / "weights" / "inline.safetensors").resolve())
+    assert missing.fix == "python -m bench train certsr --data div2k-train"
+    assert not card.checkpoint_available()
+    with pytest.raises(FileNotFoundError, match=r"inline\.safetensors"):
+        build_method(card)
+    torch.manual_seed(1)
+    save_file(RRDBNet(**TINY).state_dict(), str(methods / "weights" / "inline.safetensors"))
+    card = load_card("inline-mrs")
+    assert card.checkpoint_available() and card.missing_checkpoints() == []
+    method = build_method(card)  # found from the card's folder, whatever the working directory
+    assert method.capabilities.smoothed and method.capabilities.differentiable

@@ -153,6 +153,36 @@ def test_reproduce_alone_lists_every_table(tmp_path, monkeypatch, capsys):
         assert re.search(rf"^  {re.escape(tid)}\s+rows \d+/\d+, cells 0/\d+", out, re.M)
 
 
+def test_card_requirement_follows_a_wrappers_base_checkpoint(tmp_path, monkeypatch):
+    """reproduce asks the card (MethodCard.missing_checkpoints): a smoothing card whose base card's checkpoint is not
+    there is not ready, its command is the base's (train it with the base's recipe), and it is ready once the base's
+    file exists; ``--train-missing`` then trains the base's recipe."""
+    from bench.runner.reproduce import card_requirement
+
+    root = tmp_path / "project"
+    (root / "methods").mkdir(parents=True)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BENCH_PROJECT", str(root))
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    base = {"title": "tiny FT", "adapter": "rrdbnet", "args": TINY_RRDB, "tile": None}
+    base.update(checkpoint="$BENCH_HOME/checkpoints/esrgan-ft/latest.safetensors")
+    base.update(recipe={"name": "esrgan-ft", "data": "DIV2K train HR"})
+    (root / "methods" / "ft.yaml").write_text(yaml.safe_dump(base), encoding="utf-8")
+    wrapper = {"title": "tiny MRS", "adapter": "median_smoothing", "args": {"base": "ft", "n": 3}, "tile": None}
+    (root / "methods" / "ft-mrs.yaml").write_text(yaml.safe_dump(wrapper), encoding="utf-8")
+    req = card_requirement("ft-mrs")
+    assert not req.ready and req.kind == "checkpoint" and req.state == "not trained (no checkpoint) (base ft)"
+    assert req.command.startswith("python -m bench train esrgan-ft --data div2k-train")
+    assert (req.recipe, req.train_data) == ("esrgan-ft", "div2k-train")
+    from safetensors.torch import save_file
+
+    from bench.archs.rrdbnet import RRDBNet
+
+    (home / "checkpoints" / "esrgan-ft").mkdir(parents=True)
+    save_file(RRDBNet(**TINY_RRDB).state_dict(), str(home / "checkpoints" / "esrgan-ft" / "latest.safetensors"))
+    assert card_requirement("ft-mrs").ready and card_requirement("ft").ready
+
+
 # ---------------------------------------------------------------------------------------- replica end to end
 def _png(size: int, seed: int) -> bytes:
     yy, xx = np.mgrid[0:size, 0:size]

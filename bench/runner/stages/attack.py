@@ -8,7 +8,11 @@ the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the a
 by (cell key, first image of the batch, ``"attack"``); the runner gives attacked cells one image per batch, so each
 image's attack is seeded by its own name and ``batch_images`` cannot change it.
 
-An attack that refuses the method raises :class:`bench.errors.AttackRefused` (its images become failure rows).
+The route of a cell (``direct``, ``transfer``, ``transfer-from-base``, ``refused``) is planned from the cards
+(:func:`bench.runner.cells.method_threats`); :meth:`Attacker.build` checks it again with the built methods and
+raises ``RuntimeError`` when the two disagree (a bug, not bad data), and :meth:`Attacker.__call__` checks that the
+mode the attack records is :func:`planned_mode`. A ``refused`` cell, and an attack that refuses the method for another
+reason (no HR, ...), raise :class:`bench.errors.AttackRefused` (its images become failure rows).
 """
 
 from __future__ import annotations
@@ -18,19 +22,49 @@ from typing import Any
 
 import torch
 
-from bench.errors import BadOutput
+from bench.errors import AttackRefused, BadOutput
 from bench.results.schema import AttackMode
-from bench.runner.cells import Cell
+from bench.runner.cells import REFUSED, Cell, attack_route
 from bench.runner.stages import precision
 from bench.runner.stages.prepare import Item
 from bench.seeding import canonical_json, make_generator, seed_from
 
 
 def planned_mode(cell: Cell, stochastic: bool) -> AttackMode | None:
-    """The mode a cell asks for before it runs (the failure rows of a refused attack carry it); ``None`` unattacked."""
-    if not cell.threat.attacked:
+    """The mode a cell's plan implies (the mode its rows record; ``stochastic``: the method's): ``None`` unattacked
+    or ``refused``; otherwise :meth:`AttackMode.decide` as the attack decides it (transfer with a surrogate, gradient
+    free for an attack that needs no gradient, EOT for a stochastic method, else white-box)."""
+    threat = cell.threat
+    if not threat.attacked or threat.variant == REFUSED:
         return None
-    return AttackMode.decide(transfer=cell.threat.surrogate is not None, gradient=True, stochastic=stochastic)
+    from bench.attacks import ATTACKS
+
+    gradient = ATTACKS.get(threat.attack).gradient_needed(threat.params)
+    return AttackMode.decide(transfer=threat.surrogate is not None, gradient=gradient, stochastic=stochastic)
+
+
+def refusal(cell: Cell, from_base: bool = False) -> AttackRefused:
+    """The error of a ``refused`` cell: what gives no gradient, and the matrix edit that lets it be attacked
+    (``from_base``: its surrogate is the wrapper's own base card, the ``transfer_from_base`` setting)."""
+    t = cell.threat
+    where = f"attack entry {t.name!r} of the matrix"
+    if from_base:
+        return AttackRefused(
+            f"{t.attack} needs gradients, but method {cell.method!r} is not differentiable, nor is its base card "
+            f"{t.surrogate!r} it would be transferred from",
+            fix=f"drop transfer_from_base from {where} (and name a differentiable method card as its 'surrogate:')",
+        )
+    if t.surrogate is None:
+        return AttackRefused(
+            f"{t.attack} needs gradients, but method {cell.method!r} is not differentiable (a median-smoothing card is "
+            "as differentiable as its base) and the attack names no surrogate",
+            fix=f"add 'surrogate: CARD' (a differentiable method card) to {where}, or attack it with random_sign",
+        )
+    return AttackRefused(
+        f"{t.attack} needs gradients, but method {cell.method!r} is not differentiable, nor is the card it would be "
+        f"transferred from ({t.surrogate!r})",
+        fix=f"name a differentiable method card as 'surrogate:' of {where}",
+    )
 
 
 class Attacker:
@@ -72,19 +106,33 @@ class Attacker:
         return self._surrogates[name]
 
     def build(self, cell: Cell, method: Any) -> Any:
-        """The attack object of an attacked cell."""
+        """The attack object of an attacked cell; :class:`AttackRefused` for a ``refused`` one, ``RuntimeError`` when
+        the built methods contradict the planned route (the cards' capabilities and the methods' disagree)."""
         from bench.attacks import build_attack
 
         threat = cell.threat
+        if threat.variant == REFUSED:
+            raise refusal(cell, threat.surrogate is not None and method.inner(threat.surrogate) is not None)
         kwargs = threat.attack_kwargs(method.capabilities.stochastic)
         surrogate = self.surrogate(threat.surrogate, method) if threat.surrogate is not None else None
-        return build_attack(threat.attack, **kwargs, loss=self.loss(threat.loss), surrogate=surrogate)
+        attack = build_attack(threat.attack, **kwargs, loss=self.loss(threat.loss), surrogate=surrogate)
+        attacked = surrogate if surrogate is not None else method
+        route = attack_route(threat.variant, attacked.capabilities.differentiable, attack.needs_gradient)
+        if route != threat.variant:
+            raise RuntimeError(
+                f"{cell.label()}: planned {threat.variant!r}, but the built {attacked.label!r} is not differentiable "
+                "while its card says it is (MethodCard.capabilities and Method.capabilities disagree)"
+            )
+        return attack
 
     def __call__(self, cell: Cell, method: Any, items: Sequence[Item], lr: torch.Tensor, hr: torch.Tensor):
         """Attack the batch; set each item's ``attack_columns``; return ``(x_adv, record)``."""
         attack = self.build(cell, method)
         generator = make_generator(seed_from(cell.seed_key, items[0].name, "attack"), self.device)
         result = attack(method, lr, hr, generator)
+        planned = planned_mode(cell, method.capabilities.stochastic)
+        if AttackMode(result.mode) != planned:
+            raise RuntimeError(f"{cell.label()}: the attack ran in mode {result.mode}, its plan says {planned}")
         record = result.record()
         record["images"] = [it.name for it in items]
         surrogate_columns = precision.surrogate_stamp(attack.surrogate if cell.threat.surrogate is not None else None)
