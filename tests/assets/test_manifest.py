@@ -122,6 +122,14 @@ def test_cross_checks_are_located_too() -> None:
     first, second = info.value.problems
     assert first.startswith("assets.tiny.sources.0.format: unknown format 'basicsr-pht' (did you mean 'basicsr-pth'?)")
     assert second == "assets.tiny.sources.1: give exactly one of 'member' (one file) or 'members' (role: path)"
+    data = _manifest()
+    data["assets"][0]["kind"] = "niqe"
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(data, "m.yaml")
+    assert info.value.problems == [
+        "assets.tiny.sources: source 0: format 'basicsr-pth' produces rrdbnet; "
+        "source 1: format 'basicsr-pth' produces rrdbnet, not kind 'niqe'"
+    ]
 
 
 def test_a_manifest_error_is_an_asset_error_and_a_config_error(tmp_path: Path) -> None:
