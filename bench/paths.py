@@ -10,6 +10,29 @@ import platformdirs
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def safe_filename(name: str) -> str:
+    """``name`` made into one file or folder name that stays inside the folder it is joined to.
+
+    Letters and digits (``str.isalnum``, so Unicode letters too), ``-``, ``_`` and ``.`` are kept; every other
+    character (``/``, ``\\``, spaces, ``:``, ``@``, control characters) becomes ``_``, one for one, so the result never
+    holds a path separator. A result that would be empty or only dots (``""``, ``.``, ``..``) has each character
+    replaced by ``_`` instead (at least one): it can neither name the folder itself nor its parent. Every other name
+    comes out as the report and the gallery have always written it (``x4@pgd`` -> ``x4_pgd``, ``a/b`` -> ``a_b``), so
+    the files of stored runs are still found. Different names may give the same result (``a/b`` and ``a_b``);
+    callers that must keep them apart add a hash (:func:`bench.report.tables.table_paths`).
+
+    Args:
+        name: any string (other objects are converted with ``str``).
+
+    Returns:
+        A non-empty name of the kept characters and ``_``, neither ``.`` nor ``..``.
+    """
+    text = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
+    if not text.strip("."):
+        return "_" * max(1, len(text))
+    return text
+
+
 def bench_home() -> Path:
     """The cache directory for converted assets and downloads: ``$BENCH_HOME`` or the user's cache dir."""
     env = os.environ.get("BENCH_HOME")

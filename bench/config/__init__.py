@@ -1,10 +1,11 @@
 """Declared configuration: one YAML loader, pydantic v2 models, JSON Schemas for editors.
 
 Matrices (:mod:`bench.runner.matrix`), method cards (:mod:`bench.methods.cards`), training recipes
-(:mod:`bench.train.recipe`) and dataset manifests are YAML files read by :mod:`bench.config.loader`, which owns
-``include:`` (dicts deep-merged, lists replaced, the including file wins, cycles refused) and ``--set`` dotted
-overrides, and validates the merged mapping into a frozen pydantic model, collecting every problem into one
-:class:`ConfigError` that names the file, the dotted key and, for an unknown key or name, the closest valid one.
+(:mod:`bench.train.recipe`), dataset manifests and the asset manifest (:mod:`bench.assets.manifest`) are YAML files
+read by :mod:`bench.config.loader`, which owns ``include:`` (dicts deep-merged, lists replaced, the including file wins,
+cycles refused) and ``--set`` dotted overrides, and validates the merged mapping into a frozen pydantic model,
+collecting every problem into one :class:`ConfigError` that names the file, the dotted key and, for an unknown key or
+name, the closest valid one.
 ``python -m bench schema`` (:mod:`bench.config.schema`) writes the JSON Schema of each kind.
 
 Why pydantic v2: the models are declared once (types, defaults, bounds, docs) and give three things the old

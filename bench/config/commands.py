@@ -1,7 +1,8 @@
 """``python -m bench schema``: JSON Schemas of the configuration files, and a full check of given files.
 
-``schema [--out DIR]`` writes ``matrix.schema.json``, ``method-card.schema.json``, ``training-recipe.schema.json``
-(and ``dataset-manifest.schema.json`` when that model is available) into DIR (default ``schemas/`` of the project)
+``schema [--out DIR]`` writes ``matrix.schema.json``, ``method-card.schema.json``, ``training-recipe.schema.json``,
+``asset-manifest.schema.json`` (and ``dataset-manifest.schema.json`` when that model is available) into DIR (default
+``schemas/`` of the project)
 and prints the ``yaml.schemas`` editor setting that maps them to the project's files. ``schema --check FILE ...``
 validates files as the commands would (registries and method cards included) and prints every problem with the file,
 the dotted key and the closest valid name; exit code 1 when a file has a problem.
@@ -19,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``schema`` to the CLI."""
     p = subparsers.add_parser(
         "schema",
-        help="write JSON Schemas of matrices, method cards, recipes (editor completion); --check files",
+        help="write JSON Schemas of matrices, method cards, recipes, manifests (editor completion); --check files",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("--out", type=Path, default=None, help="folder of the schemas (default: <project>/schemas)")

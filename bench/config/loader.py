@@ -256,6 +256,37 @@ def _step(tp: Any, part: Any) -> Any:
     return None
 
 
+def _union_member(tp: Any, part: Any) -> Any:
+    """The member of the union ``tp`` that the location step ``part`` names, or ``None`` when it names none.
+
+    pydantic puts the member of a union into an error's location: the tag of a discriminated union (``url`` for
+    ``type: url``) or the class name of a smart union's member. Such a step is no key of the file."""
+    members = [c for c in _unwrap(tp) if isinstance(c, type) and issubclass(c, BaseModel)]
+    if len(members) < 2 or not isinstance(part, str):
+        return None
+    for member in members:
+        if part == member.__name__:
+            return member
+        for field in member.model_fields.values():
+            if typing.get_origin(field.annotation) is typing.Literal and part in typing.get_args(field.annotation):
+                return member
+    return None
+
+
+def strip_union_tags(model: type[BaseModel], loc: Sequence[Any]) -> tuple[Any, ...]:
+    """``loc`` without the union-member steps pydantic inserts (see :func:`_union_member`)."""
+    out = []
+    tp: Any = model
+    for part in loc:
+        member = _union_member(tp, part) if tp is not None else None
+        if member is not None:
+            tp = member
+            continue
+        out.append(part)
+        tp = _step(tp, part) if tp is not None else None
+    return tuple(out)
+
+
 def _known_fields(tp: Any) -> list[str]:
     for cand in _unwrap(tp):
         if isinstance(cand, type) and issubclass(cand, BaseModel):
@@ -283,14 +314,27 @@ def dotted_key(loc: Sequence[Any], data: Any) -> str:
 
 
 def pydantic_problems(exc: ValidationError, model: type[BaseModel], data: Any) -> list[str]:
-    """One line per error of ``exc``: ``<dotted key>: <message>``; unknown keys with the closest valid key.
+    """One line per error of ``exc``: ``<dotted key>: <message>``; unknown keys with the closest valid key; a
+    discriminated union's wrong or missing tag (``type: ftp``) as the key and the tags it may take.
 
     A required key reported missing is left out when an unknown key of the same mapping is its misspelling (the
     unknown-key line already says ``did you mean``)."""
     out: list[tuple[str, str]] = []  # (missing key or "", line)
     suggested: set[str] = set()
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+        loc = strip_union_tags(model, err["loc"])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the discriminator key (``type``) is wrong
+            ctx = err.get("ctx") or {}
+            field = str(ctx.get("discriminator", "")).strip("'")
+            key = dotted_key(loc, data)
+            if err["type"] == "union_tag_not_found":
+                where = field if key == "the top level" else f"{key}.{field}"
+                out.append(("", f"missing required key {where!r}"))
+            else:
+                tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+                hint = suggestion(ctx.get("tag", ""), tags)
+                out.append(("", f"{key}: {field} must be one of {', '.join(tags)}, got {ctx.get('tag')!r}{hint}"))
+            continue
         if err["type"] == "extra_forbidden":
             parent: Any = model
             for part in loc[:-1]:

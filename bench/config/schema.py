@@ -59,6 +59,8 @@ SCHEMA_KINDS: tuple[SchemaKind, ...] = (
                "bench.train.recipe:load_recipe"),
     SchemaKind("dataset-manifest", "bench.data.manifest:DatasetManifest", "datasets/*.yaml", False,
                "bench.data.manifest:load_manifest"),
+    SchemaKind("asset-manifest", "bench.assets.manifest:AssetManifest", "bench/assets/manifest.yaml", False,
+               "bench.assets.manifest:load_manifest"),
 )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.paths import safe_filename
 from bench.report.tables import NO_ATTACK, RunData
 from bench.runner.store import STATUS_OK
 
@@ -157,7 +158,7 @@ def attack_curves(data: RunData, metrics: Sequence[str] | None = None) -> list[d
                 "epsilons": sorted({e for i in items for e in i["eps"]}),
                 "images": images,
                 "png": figure_png(fig),
-                "file": f"attack__{_safe(dataset)}__{_safe(condition)}__{_safe(attack)}.png",
+                "file": f"attack__{safe_filename(dataset)}__{safe_filename(condition)}__{safe_filename(attack)}.png",
             }
         )
     return out
@@ -240,7 +241,7 @@ def severity_curves(data: RunData, metrics: Sequence[str] | None = None) -> list
                 "title": title,
                 "levels": sorted({x for i in items for x in i["levels"]}),
                 "png": figure_png(fig),
-                "file": f"severity__{_safe(dataset)}__{_safe(family)}.png",
+                "file": f"severity__{safe_filename(dataset)}__{safe_filename(family)}.png",
             }
         )
     return out
@@ -258,7 +259,3 @@ def write_curves(data: RunData) -> list[dict[str, Any]]:
         (folder / curve["file"]).write_bytes(curve["png"])
     logger.debug("%d curve(s) written to %s", len(curves), folder)
     return curves
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))

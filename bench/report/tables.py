@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.paths import safe_filename
 from bench.results.schema import (
     NO_ATTACK,
     RECORD_COLUMNS,
@@ -301,14 +302,10 @@ def rank_marks(table: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> dic
 
 def table_path(run_dir: Path, dataset: str, condition: str, attack: str = NO_ATTACK, epsilon: float = 0.0) -> Path:
     """``tables/<dataset>__<condition>.csv``; attacked scenarios add ``__<attack>_eps<epsilon>``."""
-    name = f"{_safe(dataset)}__{_safe(condition)}"
+    name = f"{safe_filename(dataset)}__{safe_filename(condition)}"
     if attack != NO_ATTACK:
-        name += f"__{_safe(attack)}_eps{epsilon:.6g}"
+        name += f"__{safe_filename(attack)}_eps{epsilon:.6g}"
     return run_dir / "tables" / f"{name}.csv"
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
 
 
 def table_paths(run_dir: Path, scenarios: Sequence[tuple[str, str, str, float]]) -> dict[tuple, Path]:

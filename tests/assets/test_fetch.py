@@ -302,7 +302,7 @@ def test_unknown_asset_name_lists_the_known_ones():
         (lambda a: a["sources"][0]["files"][0].update(sha256="abc"), "64 hex"),
         (lambda a: a["sources"][0]["files"][0].update(url="ftp://x"), "http"),
         (lambda a: a["sources"][0]["files"][0].update(role="param"), "needs roles"),
-        (lambda a: a["sources"][0].update(extra=1), "unknown field"),
+        (lambda a: a["sources"][0].update(extra=1), r"unknown key .assets\.x\.sources\.0\.extra.; allowed here"),
         (lambda a: a.update(kind="niqe"), "produces"),
     ],
 )

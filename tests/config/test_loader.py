@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 import yaml
+from pydantic import Field
 
 from bench.config.errors import ConfigError
-from bench.config.loader import apply_overrides, load_yaml, non_finite, parse_set, read_yaml, set_dotted
+from bench.config.loader import (
+    apply_overrides,
+    load_yaml,
+    non_finite,
+    parse_set,
+    read_yaml,
+    set_dotted,
+    strip_union_tags,
+    validate_model,
+)
+from bench.config.models import Frozen
 
 
 def _write(path: Path, data: dict | str) -> Path:
@@ -130,3 +142,35 @@ def test_non_finite_numbers_are_found_by_dotted_key() -> None:
         "b.c.1: -inf is not a finite number",
         "conditions.noise.params.sigma: inf is not a finite number",
     ]
+
+
+class _Url(Frozen):
+    type: Literal["url"]
+    files: tuple[str, ...]
+
+
+class _Pypi(Frozen):
+    type: Literal["pypi"]
+    package: str
+
+
+class _Sources(Frozen):
+    sources: tuple[Annotated[_Url | _Pypi, Field(discriminator="type")], ...]
+
+
+class _Smart(Frozen):
+    source: _Url | _Pypi
+
+
+def test_union_members_are_not_keys_and_tag_errors_name_the_tags() -> None:
+    data = {"sources": [{"type": "url", "fils": []}, {"type": "pypi", "package": 3}, {"type": "ftp"}, {"x": 1}]}
+    _, problems = validate_model(_Sources, data)
+    assert problems == [
+        "unknown key 'sources.0.fils' (did you mean 'sources.0.files'?)",  # not 'sources.0.url.fils'
+        "sources.1.package: Input should be a valid string, got 3",
+        "sources.2: type must be one of url, pypi, got 'ftp'",
+        "missing required key 'sources.3.type'",
+    ]
+    assert strip_union_tags(_Sources, ("sources", 0, "url", "files", 1)) == ("sources", 0, "files", 1)
+    assert strip_union_tags(_Smart, ("source", "_Pypi", "package")) == ("source", "package")
+    assert strip_union_tags(_Smart, ("source",)) == ("source",)

@@ -16,7 +16,7 @@ from bench.paths import PACKAGE_DIR
 ROOT = PACKAGE_DIR.parent
 SHIPPED = {k.name: sorted(ROOT.glob(k.files)) for k in SCHEMA_KINDS}
 SHIPPED_FILES = [(kind, path) for kind, paths in SHIPPED.items() for path in paths]
-LOADED_KINDS = ("matrix", "method-card", "training-recipe")
+LOADED_KINDS = ("matrix", "method-card", "training-recipe", "asset-manifest")
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from bench.images import ImageError, write_image
+from bench.paths import safe_filename
 from bench.results.schema import AttackMode, GalleryEntry
 from bench.runner.cells import Cell
 from bench.runner.matrix import Matrix
@@ -31,15 +32,11 @@ from bench.runner.store import output_error
 logger = logging.getLogger(__name__)
 
 
-def safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
-
-
 def gallery_folder(cell: Cell) -> str:
     """``<condition>`` for unattacked cells, ``<condition>@<attack>`` for attacked ones (largest budget)."""
     if not cell.threat.attacked:
-        return safe_name(cell.condition.name)
-    return f"{safe_name(cell.condition.name)}@{safe_name(cell.threat.name)}"
+        return safe_filename(cell.condition.name)
+    return f"{safe_filename(cell.condition.name)}@{safe_filename(cell.threat.name)}"
 
 
 class Gallery:
@@ -93,7 +90,7 @@ class Gallery:
         def hr_crop(t: torch.Tensor) -> torch.Tensor:
             return t[i : i + 1, :, top * s : (top + size) * s, left * s : (left + size) * s]
 
-        folder = self.run_dir / "gallery" / safe_name(cell.dataset.name) / gallery_folder(cell)
+        folder = self.run_dir / "gallery" / safe_filename(cell.dataset.name) / gallery_folder(cell)
         attack = cell.threat.name if cell.threat.attacked else None
         base = {"dataset": cell.dataset.name, "condition": cell.condition.name, "attack": attack}
         entries = []
@@ -113,9 +110,9 @@ class Gallery:
             put("hr", hr_crop(hr), "HR.png", None)
         put("lr", lr_crop(lr), "LR.png", None)
         if x_adv is None:
-            put("sr", hr_crop(sr), f"sr-{safe_name(cell.method)}.png", cell.method)
+            put("sr", hr_crop(sr), f"sr-{safe_filename(cell.method)}.png", cell.method)
         else:
-            stem = safe_name(f"{cell.method}--{mode.value if mode is not None else 'attack'}")
+            stem = safe_filename(f"{cell.method}--{mode.value if mode is not None else 'attack'}")
             put("adv", lr_crop(x_adv.clamp(0, 1)), f"adv-{stem}.png", cell.method)
             put("sr_adv", hr_crop(sr), f"sr-{stem}.png", cell.method)
         return entries
