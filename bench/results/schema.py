@@ -33,6 +33,9 @@ number. The same holds for the surrogate's columns (:data:`SURROGATE_PRECISION_C
 ``surrogate_precision_delta_db``, ``surrogate_precision_fallback``), set on the rows of transfer attacks.
 
 The attack mode is the :class:`AttackMode` enum (a ``str`` enum: JSON holds its value, ``"white-box"``...).
+
+Length (over ~500 lines): the one place where the stored format is declared -- the run file, the cell payload, its
+labels, gallery entries, record columns and statuses -- so that the runner writes and the report reads one definition.
 """
 
 from __future__ import annotations
