@@ -130,19 +130,21 @@ def test_dry_run_lists_datasets_cards_and_missing_pieces(table_id, missing, tmp_
 
 
 def test_dry_run_counts_attack_and_smoothing_passes(tmp_path, monkeypatch):
-    """certsr-t2: 100 images x (FGSM 1 + BIM 10 + PGD 10 + CW 6 steps) per plain card; x EOT 4 x 21 copies (CertSR)."""
+    """certsr-t2 counted by hand: 100 images, FGSM 1 + BIM 10 + PGD 10 + CW 6 gradient steps. Each attack also makes
+    one forward for the clean loss and one for the last iterate's loss, and the attacked image is then
+    super-resolved once; CertSR multiplies every attack call by EOT 4 x 21 copies and its inference by 21."""
     from bench.runner.reproduce import plan_table
 
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "no-data"))
     plan = plan_table("certsr-t2")
-    steps = 1 + 10 + 10 + 6
-    plain = 5 * 100 * (steps + 4 * 2)  # backwards = steps; forwards = steps + (clean loss + output) per attack
+    steps, attacks = 1 + 10 + 10 + 6, 4
+    plain_f = 5 * 100 * (steps + attacks * (2 + 1))
     plain_b = 5 * 100 * steps
-    smoothed_b = 100 * steps * 4 * 21
-    smoothed_f = smoothed_b + 100 * 4 * 2 * 21
+    smoothed_f = 100 * (4 * 21 * (steps + attacks * 2) + attacks * 21)
+    smoothed_b = 100 * 4 * 21 * steps
     assert plan.cells == 24
     assert plan.backwards == plain_b + smoothed_b
-    assert plan.forwards == plain + smoothed_f
+    assert plan.forwards == plain_f + smoothed_f
 
 
 def test_reproduce_alone_lists_every_table(tmp_path, monkeypatch, capsys):
