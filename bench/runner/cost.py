@@ -15,8 +15,8 @@ count one pass of the network that does the work:
 * an attack (the attack's own :meth:`~bench.attacks.base.Attack.objective_calls` per run): per EOT draw (a stochastic
   attacked model: ``eot_samples``, default 8) and per smoothing copy, one forward for the clean loss, one per draw of
   a ``target: clean`` reference, and per restart ``g`` forward+backward and ``v`` forwards; attacked cells keep
-  ``attack_images`` images; an attack refused at run time (gradients through a non-differentiable method) or a cell
-  skipped (no ground truth) counts nothing;
+  ``attack_images`` images; an attack refused at run time (:func:`refused`) or a cell skipped (no ground truth)
+  counts nothing;
 * transfer (``surrogate``, ``transfer-from-base``): the attack's passes are the surrogate's
   (:attr:`Passes.surrogate_forwards`), plus the evaluation on the target: two forwards (clean and adversarial loss)
   and the ``target: clean`` reference per draw;
@@ -206,6 +206,16 @@ def build_cell_attack(cell: Any, model: ModelSpec) -> Any:
     return build_attack(cell.threat.attack, **cell.threat.attack_kwargs(model.stochastic))
 
 
+def refused(attack: Any, attacked: ModelSpec) -> bool:
+    """Whether ``attack`` refuses the model it attacks before any pass (as :meth:`bench.attacks.base.Attack.__call__`
+    does): gradients through a non-differentiable model, or a gradient attack from the clean input against the
+    clean output of a deterministic model (no gradient there)."""
+    if not attack.needs_gradient:
+        return False
+    no_gradient = attack.target == "clean" and not attack.random_start and not attacked.stochastic
+    return not attacked.differentiable or no_gradient
+
+
 def attack_passes(attack: Any, model: ModelSpec, sigma: float | None, surrogate: ModelSpec | None = None) -> Passes:
     """Passes of ``attack`` on one image of ``model`` at ``sigma`` (through ``surrogate`` when given)."""
     from bench.attacks.base import DEFAULT_EOT_SAMPLES
@@ -226,16 +236,17 @@ def attack_passes(attack: Any, model: ModelSpec, sigma: float | None, surrogate:
     return Passes(evaluation, 0, forwards, backwards)
 
 
-def _at_sigma(
+def passes_at(
     cell: Any, matrix: Any, model: ModelSpec, sigma: float | None, surrogate: ModelSpec | None, ground_truth: bool
 ) -> Passes:
+    """Passes per image of ``cell`` with its method at ``sigma`` (:func:`cell_passes` once sigma is known)."""
     out = Passes()
     if cell.threat.attacked:
         if not ground_truth:
             return out  # skipped: the attack's loss needs the HR
         attack = build_cell_attack(cell, model)
-        if attack.needs_gradient and surrogate is None and not model.differentiable:
-            return out  # refused: the images fail before any inference
+        if refused(attack, surrogate if surrogate is not None else model):
+            return out  # the images fail before any pass
         out = out + attack_passes(attack, model, sigma, surrogate)
     out = out + Passes(inference_passes(model, sigma, matrix, ground_truth))
     if matrix.sr_space is not None and model.stochastic:
@@ -262,8 +273,8 @@ def cell_passes(
     """
     sigma = cell_sigma(cell, matrix, model)
     if sigma != AUTO:
-        return _at_sigma(cell, matrix, model, sigma, surrogate, ground_truth)
-    candidates = [_at_sigma(cell, matrix, model, s, surrogate, ground_truth) for s in _grid(matrix)]
+        return passes_at(cell, matrix, model, sigma, surrogate, ground_truth)
+    candidates = [passes_at(cell, matrix, model, s, surrogate, ground_truth) for s in _grid(matrix)]
     return max(candidates, key=lambda p: (p.all_forwards + p.all_backwards, p.all_backwards))
 
 
