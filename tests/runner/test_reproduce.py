@@ -369,6 +369,43 @@ def test_train_missing_runs_each_missing_recipe_with_its_data(tmp_path, monkeypa
     assert failed == ["certsr"]
 
 
+def test_reproduce_and_run_dry_runs_count_the_same(replica_project, capsys):
+    """One counting rule: for a paper matrix made small and fully ready (replica div2k-val, the tiny cards, FGSM with
+    2 EOT draws on CertSR's 3 copies, certification with 5 samples), ``bench reproduce --dry-run`` and ``bench run
+    --dry-run`` print the same cells, forwards and backwards, and they are the counts made by hand."""
+    from bench.data.store import DatasetStore
+
+    DatasetStore().fetch("div2k-val")
+    fgsm = "{name: fgsm, attack: fgsm, epsilons: [2/255], loss: l1, eot_samples: 2}"
+    sets = [
+        "methods=[esrgan-ft, certsr]",
+        "metrics=[psnr]",
+        f"attacks=[{{name: none}}, {fgsm}]",
+        "smoothing.sigmas={fgsm: 0.06}",
+        "smoothing.certify={epsilons: [0.02], n_samples: 5}",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    assert main(["reproduce", "certsr-t2", "--dry-run", "--device", "cpu", *args]) == 0
+    out = capsys.readouterr().out
+    assert main(["run", "--matrix", "certsr-t2", "--dry-run", "--device", "cpu", *args]) == 0
+    run_out = capsys.readouterr().out
+
+    def numbers(pattern: str, text: str) -> tuple[int, ...]:
+        m = re.search(pattern, text, re.M)
+        assert m, text
+        return tuple(int(g.replace(" ", "")) for g in m.groups())
+
+    run = numbers(r"^total: (\d+) cells, (\d+) forwards, (\d+) backwards", run_out)
+    cells = numbers(r"^cells: (\d+) \((\d+) measurable now\)", out)
+    evaluations = numbers(r"^model evaluations: ([\d ]+) forwards, ([\d ]+) backwards", out)
+    estimated = numbers(r"^estimated on cpu .*?: (\d+) cells, (\d+) forwards, (\d+) backwards", out)
+    assert run[0] == 4 and run[2] > 0  # 2 cards x (clean, FGSM)
+    assert cells == (run[0], run[0]) and evaluations == run[1:] and estimated == run
+    # by hand, 2 replica images: esrgan-ft 2 x (1 + FGSM: clean loss, gradient, adversarial loss, prediction);
+    # CertSR 2 x (5 certificate samples + FGSM: 2 EOT draws x 3 copies x 3 calls + 5 certificate samples)
+    assert run[1:] == (2 * (1 + 4) + 2 * (5 + 2 * 3 * 3 + 5), 2 * 1 + 2 * 2 * 3)
+
+
 def test_dry_run_estimates_the_time_of_the_cells_that_can_run_now(replica_project, capsys):
     """With div2k-val fetched (replica) and tiny cards, ``--dry-run`` prints the cost plan of ``bench run --dry-run``
     for the ready cells: counts, FLOPs and an estimated time on this device; the untrained cards are left out."""
