@@ -244,6 +244,16 @@ class Attack:
         """One run: the adversarial input (N, 3, h, w) in [0, 1] and its (N,) loss under ``objective``."""
         raise NotImplementedError
 
+    def objective_calls(self) -> tuple[int, int]:
+        """``(gradient calls, value calls)`` of the objective in one :meth:`perturb` run on one image: each gradient
+        call is a forward and a backward per EOT sample, each value call a forward per EOT sample.
+
+        :func:`bench.runner.cost.cell_passes` counts a cell's passes from it (plus the clean loss, the clean target
+        of ``target="clean"``, the restarts and a transfer's evaluation, which :meth:`__call__` owns);
+        ``tests/runner/test_passes.py`` checks the count against the passes a real run makes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not say how many objective calls a run makes")
+
     def clean_input(self, lr: torch.Tensor, hr: torch.Tensor | None) -> torch.Tensor:
         """The clean input the attack starts from and is compared with (the LR; the degradation attack re-makes it)."""
         return lr

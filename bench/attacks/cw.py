@@ -72,6 +72,10 @@ class CW(Attack):
         self.steps = int(steps)
         self.select = select
 
+    def objective_calls(self) -> tuple[int, int]:
+        """``steps`` gradients (one per Adam step) and one value (the last iterate's loss)."""
+        return self.steps, 1
+
     @property
     def never_below_clean(self) -> bool:  # type: ignore[override]
         return self.select != "last"

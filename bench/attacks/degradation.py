@@ -92,6 +92,11 @@ class DegradationAttack(Attack):
         self.blocks_before = int(blocks_before)
         self.blocks_after = int(blocks_after)
 
+    def objective_calls(self) -> tuple[int, int]:
+        """``steps`` gradients and one value (the last degradation's loss); the degradation network's own passes
+        are not SR passes."""
+        return self.steps, 1
+
     def clean_input(self, lr: torch.Tensor, hr: torch.Tensor | None) -> torch.Tensor:
         if hr is None:
             raise AttackError("the degradation attack makes the LR from the HR: pass hr")

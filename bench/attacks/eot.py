@@ -79,6 +79,10 @@ class EOT(Attack):
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), **{f"inner.{k}": v for k, v in self.inner.hyperparameters().items()}}
 
+    def objective_calls(self) -> tuple[int, int]:
+        """The inner attack's (every call averaged over ``samples`` draws, repeated ``restarts`` times)."""
+        return self.inner.objective_calls()
+
     def __getattr__(self, name: str) -> Any:
         # eps, steps, ... of the inner attack read through (only called when normal lookup fails)
         if name == "inner":

@@ -44,6 +44,10 @@ class FGSM(Attack):
             raise AttackError(f"eps must be >= 0, got {eps}")
         self.eps = float(eps)
 
+    def objective_calls(self) -> tuple[int, int]:
+        """One gradient (the step's direction) and one value (the adversarial loss)."""
+        return 1, 1
+
     def perturb(
         self,
         objective: Objective,

@@ -65,6 +65,10 @@ class PGD(Attack):
             raise AttackError(f"alpha must be > 0, got {alpha}")
         self.random_start = bool(random_start)  # instance value shadows the class default
 
+    def objective_calls(self) -> tuple[int, int]:
+        """``steps`` gradients and one value (the last iterate's loss); BIM inherits it."""
+        return self.steps, 1
+
     def start(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """``clip(x + U(-eps, eps), 0, 1)`` (or ``x`` without random start)."""
         if not self.random_start:

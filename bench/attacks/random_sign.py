@@ -40,5 +40,9 @@ class RandomSign(FGSM):
     needs_gradient: ClassVar[bool] = False
     random_start: ClassVar[bool] = True
 
+    def objective_calls(self) -> tuple[int, int]:
+        """No gradient: one value (the adversarial loss)."""
+        return 0, 1
+
     def direction(self, objective: Objective, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return random_signs(x, generator)

@@ -17,12 +17,13 @@ Time (``estimate=True``, what ``--dry-run`` asks for): the same cost plan as ``p
 pixels) over the cells that can run now -- the ready datasets and the cards whose weights are there; the rest is
 "time: not estimated" with the reason.
 
-Work counted (:class:`Plan`): cells of the matrix, and base-model evaluations (forward / backward passes through the
-SR network, per image summed over images): one forward per image for a plain method; ``n`` forwards for median
-smoothing with a sigma (its noisy copies); an attack adds, per step, one forward and one backward per EOT sample
-(times the copies of a smoothed method), plus the clean loss and the final evaluation. Image counts come from the
-dataset manifests (``images`` at the matrix's scale) or from the dataset itself when it is built (embedded sets);
-``attack_images`` caps attacked cells. The counts are estimates of that model; they do not include metrics.
+Work counted (:class:`Plan`): cells of the matrix, and SR-network passes (forwards / backwards, summed over images)
+by the one counting rule of ``bench run --dry-run`` (:func:`bench.runner.cost.count_cells`: inference, smoothing
+copies and certificate samples, SR-space samples, attack steps x restarts x EOT draws, transfer surrogates, sigma
+selection), for every cell, the unmeasurable ones included. Image counts come from the dataset itself when it is ready
+(what the run will read, as ``bench run --dry-run`` counts them), else from its manifest (``images`` at the matrix's
+scale); ``attack_images`` caps attacked cells; a dataset without ground truth (manifest ``ground_truth: false``) has
+no attacked images. For a matrix whose datasets and cards are all ready, the counts equal ``bench run --dry-run``'s.
 
 Example::
 
@@ -44,9 +45,6 @@ from bench.report.papers import PaperTable, load_table, table_ids
 logger = logging.getLogger(__name__)
 
 NOT_ESTIMATED = "time: not estimated"
-#: Base-model passes of one attack step, by attack kind: (forwards, backwards) per step, and the number of steps
-#: taken from the attack's ``steps`` parameter (FGSM: 1; BIM/PGD default 10; CW default 6).
-ATTACK_DEFAULT_STEPS = {"fgsm": 1, "bim": 10, "pgd": 10, "cw": 6, "random_sign": 1}
 
 
 @dataclass(frozen=True)
@@ -149,58 +147,32 @@ def dataset_requirement(name: str) -> Requirement:
 
 
 def _images(name: str, scale: int, ready: bool, entry: Any) -> int | None:
+    """The images the run will read: the dataset's own list when it is ready (as ``bench run --dry-run``), else its
+    manifest's count at ``scale``; ``None`` when neither is known."""
     from bench.data.store import DatasetStore
 
-    store = DatasetStore()
-    if name in store.manifests:
-        counts = store.get(name).images or {}
-        if scale in counts:
-            return int(counts[scale])
     if ready:
         try:
             from bench.data import DATASETS
 
             factory = DATASETS.get(name)
             return len(factory(**entry.factory_kwargs(factory, scale)).names())
-        except (KeyError, OSError, ValueError, TypeError):
-            return None
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            logger.warning("dataset %s is ready but cannot be listed (%s); using its manifest's count", name, exc)
+    store = DatasetStore()
+    if name in store.manifests:
+        counts = store.get(name).images or {}
+        if scale in counts:
+            return int(counts[scale])
     return None
 
 
-def _copies(sigma: Any, n: int) -> int:
-    return n if sigma not in (None, 0) else 1
+def _ground_truth(name: str) -> bool:
+    """Whether dataset ``name`` has HR images (its manifest's ``ground_truth``; registered datasets: yes)."""
+    from bench.data.store import DatasetStore
 
-
-def _cell_passes(cell: Any, matrix: Any, provenance: Mapping[str, Any], images: int) -> tuple[int, int]:
-    """(forwards, backwards) of the base model for one cell (see the module docstring); none for a ``refused``
-    attacked cell (never attempted, nor super-resolved)."""
-    from bench.runner.cells import REFUSED
-
-    if cell.threat.attacked and cell.threat.variant == REFUSED:
-        return 0, 0
-    args = provenance.get("args") or {}
-    smoothed = provenance.get("adapter") == "median_smoothing"
-    n = int(args.get("n", 21)) if smoothed else 1
-    sigma: Any = args.get("sigma") if smoothed else None
-    if smoothed and matrix.smoothing is not None:
-        found, value = matrix.smoothing.sigma_for(
-            cell.dataset.name, cell.condition.name, cell.threat.name if cell.threat.attacked else None
-        )
-        if found:
-            sigma = 0.05 if value == "auto" else value  # auto: some sigma of the grid, usually smoothed
-    if isinstance(sigma, str):
-        sigma = 0.05
-    copies = _copies(sigma, n)
-    forwards, backwards = copies * images, 0
-    if cell.threat.attacked:
-        attacked = min(images, matrix.attack_images) if matrix.attack_images else images
-        params = cell.threat.params or {}
-        steps = int(params.get("steps", ATTACK_DEFAULT_STEPS.get(cell.threat.attack, 1)))
-        eot = int(cell.threat.eot_samples or 1) if provenance.get("stochastic") else 1
-        per_image = steps * eot * copies * max(1, int(cell.threat.restarts or 1))
-        forwards += attacked * (per_image + copies)  # + the clean loss
-        backwards += attacked * per_image
-    return forwards, backwards
+    store = DatasetStore()
+    return bool(store.get(name).ground_truth) if name in store.manifests else True
 
 
 def plan_table(
@@ -213,6 +185,7 @@ def plan_table(
 ) -> Plan:
     """Check the inputs of table ``table_id``'s matrix and count its work (see the module docstring); with
     ``estimate``, also probe the cost of the cells that can run now on ``device`` (:attr:`Plan.cost`)."""
+    from bench.runner.cost import count_cells
     from bench.runner.matrix import load_matrix
     from bench.runner.stages.plan import plan as plan_cells
 
@@ -235,12 +208,18 @@ def plan_table(
         out.images[entry.name] = _images(entry.name, matrix.scale, ready_data.get(entry.name, False), entry)
     the_plan = plan_cells(matrix)
     out.cells = len(the_plan.cells)
-    for cell in the_plan.cells:
-        images = out.images.get(cell.dataset.name) or 0
-        f, b = _cell_passes(cell, matrix, the_plan.provenances.get(cell.method, {}), images)
-        out.forwards += f
-        out.backwards += b
-        if cards[cell.method].ready and ready_data.get(cell.dataset.name, False):
+    truth = {entry.name: _ground_truth(entry.name) for entry in matrix.datasets}
+    counts = count_cells(
+        the_plan.cells,
+        matrix,
+        the_plan.provenances,
+        lambda cell: out.images.get(cell.dataset.name),
+        lambda cell: truth[cell.dataset.name],
+    )
+    for count in counts:
+        out.forwards += count.total.all_forwards
+        out.backwards += count.total.all_backwards
+        if cards[count.cell.method].ready and ready_data.get(count.cell.dataset.name, False):
             out.measurable_cells += 1
     rows = [r for r in table.rows]
     out.rows_total = len(rows)
@@ -297,7 +276,8 @@ def format_plan(plan: Plan) -> str:
     unknown = [k for k, v in plan.images.items() if v is None]
     lines.append(
         f"model evaluations: {_fmt_count(plan.forwards)} forwards, {_fmt_count(plan.backwards)} backwards "
-        "(base-model passes: attack steps x EOT samples x smoothing copies, over images"
+        "(SR-network passes, the count of `bench run --dry-run`: inference, smoothing copies, certificate and SR-space "
+        "samples, attack steps x restarts x EOT draws, surrogates, sigma selection, over images"
         + (f"; image count unknown for {', '.join(unknown)}" if unknown else "")
         + ")"
     )

@@ -10,7 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
-from bench.runner.cost import format_seconds, plan_matrix
+from bench.runner.cost import format_seconds, plan_matrix, probe_passes
 from bench.runner.matrix import load_matrix
 
 
@@ -49,7 +49,24 @@ def test_plan_counts_attack_backwards(tiny_project, _one_thread) -> None:
     assert attacked, plan.format()
     line = attacked[0]
     assert line.backwards == 3 * line.images  # 3 PGD steps per image
-    assert line.forwards >= 4 * line.images  # steps + the final forward (+ loss evaluations)
+    assert line.forwards == (1 + 3 + 1 + 1) * line.images  # clean loss, steps, last iterate's loss, the prediction
+
+
+def test_probe_times_one_pass_and_divides_smoothing_by_its_copies(_one_thread) -> None:
+    """The probe measures seconds per forward and per backward (with the attack loss), not counts; a median-smoothing
+    call of n copies is n passes of its base, so its per-pass FLOPs are the base's."""
+    from bench.attacks import build_loss
+    from bench.methods import ADAPTERS
+    from bench.methods.smoothing import MedianSmoothing
+
+    torch.manual_seed(0)
+    base = ADAPTERS.get("rrdbnet")(num_block=1, num_feat=8, num_grow_ch=4, scale=4)
+    device = torch.device("cpu")
+    plain = probe_passes(base, 12, 4, device, {"l1": build_loss("l1")})
+    smoothed = probe_passes(MedianSmoothing(base, sigma=0.05, n=5), 12, 4, device, {"l1": build_loss("l1")})
+    assert plain.lr_pixels == 144 and plain.forward_seconds > 0 and plain.backward_seconds["l1"] > 0
+    assert plain.forward_flops > 0 and smoothed.forward_flops == pytest.approx(plain.forward_flops, rel=1e-6)
+    assert smoothed.forward_seconds > 0 and set(smoothed.backward_seconds) == {"l1"}
 
 
 @pytest.mark.slow

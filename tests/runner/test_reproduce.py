@@ -130,19 +130,21 @@ def test_dry_run_lists_datasets_cards_and_missing_pieces(table_id, missing, tmp_
 
 
 def test_dry_run_counts_attack_and_smoothing_passes(tmp_path, monkeypatch):
-    """certsr-t2: 100 images x (FGSM 1 + BIM 10 + PGD 10 + CW 6 steps) per plain card; x EOT 4 x 21 copies (CertSR)."""
+    """certsr-t2 counted by hand: 100 images, FGSM 1 + BIM 10 + PGD 10 + CW 6 gradient steps. Each attack also makes
+    one forward for the clean loss and one for the last iterate's loss, and the attacked image is then
+    super-resolved once; CertSR multiplies every attack call by EOT 4 x 21 copies and its inference by 21."""
     from bench.runner.reproduce import plan_table
 
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "no-data"))
     plan = plan_table("certsr-t2")
-    steps = 1 + 10 + 10 + 6
-    plain = 5 * 100 * (steps + 4 * 2)  # backwards = steps; forwards = steps + (clean loss + output) per attack
+    steps, attacks = 1 + 10 + 10 + 6, 4
+    plain_f = 5 * 100 * (steps + attacks * (2 + 1))
     plain_b = 5 * 100 * steps
-    smoothed_b = 100 * steps * 4 * 21
-    smoothed_f = smoothed_b + 100 * 4 * 2 * 21
+    smoothed_f = 100 * (4 * 21 * (steps + attacks * 2) + attacks * 21)
+    smoothed_b = 100 * 4 * 21 * steps
     assert plan.cells == 24
     assert plan.backwards == plain_b + smoothed_b
-    assert plan.forwards == plain + smoothed_f
+    assert plan.forwards == plain_f + smoothed_f
 
 
 def test_reproduce_alone_lists_every_table(tmp_path, monkeypatch, capsys):
@@ -395,6 +397,43 @@ def test_train_missing_runs_each_missing_recipe_with_its_data(tmp_path, monkeypa
     cards = ["esrgan-ft", "ad-l-pgd", "ad-l-fgsm", "ad-l-bim", "ad-l-cw", "certsr"]
     assert calls == [["train", c, "--data", "div2k-train", "--device", "cpu"] for c in cards]
     assert failed == ["certsr"]
+
+
+def test_reproduce_and_run_dry_runs_count_the_same(replica_project, capsys):
+    """One counting rule: for a paper matrix made small and fully ready (replica div2k-val, the tiny cards, FGSM with
+    2 EOT draws on CertSR's 3 copies, certification with 5 samples), ``bench reproduce --dry-run`` and ``bench run
+    --dry-run`` print the same cells, forwards and backwards, and they are the counts made by hand."""
+    from bench.data.store import DatasetStore
+
+    DatasetStore().fetch("div2k-val")
+    fgsm = "{name: fgsm, attack: fgsm, epsilons: [2/255], loss: l1, eot_samples: 2}"
+    sets = [
+        "methods=[esrgan-ft, certsr]",
+        "metrics=[psnr]",
+        f"attacks=[{{name: none}}, {fgsm}]",
+        "smoothing.sigmas={fgsm: 0.06}",
+        "smoothing.certify={epsilons: [0.02], n_samples: 5}",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    assert main(["reproduce", "certsr-t2", "--dry-run", "--device", "cpu", *args]) == 0
+    out = capsys.readouterr().out
+    assert main(["run", "--matrix", "certsr-t2", "--dry-run", "--device", "cpu", *args]) == 0
+    run_out = capsys.readouterr().out
+
+    def numbers(pattern: str, text: str) -> tuple[int, ...]:
+        m = re.search(pattern, text, re.M)
+        assert m, text
+        return tuple(int(g.replace(" ", "")) for g in m.groups())
+
+    run = numbers(r"^total: (\d+) cells, (\d+) forwards, (\d+) backwards", run_out)
+    cells = numbers(r"^cells: (\d+) \((\d+) measurable now\)", out)
+    evaluations = numbers(r"^model evaluations: ([\d ]+) forwards, ([\d ]+) backwards", out)
+    estimated = numbers(r"^estimated on cpu .*?: (\d+) cells, (\d+) forwards, (\d+) backwards", out)
+    assert run[0] == 4 and run[2] > 0  # 2 cards x (clean, FGSM)
+    assert cells == (run[0], run[0]) and evaluations == run[1:] and estimated == run
+    # by hand, 2 replica images: esrgan-ft 2 x (1 + FGSM: clean loss, gradient, adversarial loss, prediction);
+    # CertSR 2 x (5 certificate samples + FGSM: 2 EOT draws x 3 copies x 3 calls + 5 certificate samples)
+    assert run[1:] == (2 * (1 + 4) + 2 * (5 + 2 * 3 * 3 + 5), 2 * 1 + 2 * 2 * 3)
 
 
 def test_dry_run_estimates_the_time_of_the_cells_that_can_run_now(replica_project, capsys):
