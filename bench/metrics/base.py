@@ -23,6 +23,9 @@ import torch
 #: * ``diversity``: the spread of several SR samples of one image (the NTIRE 2021 diversity score and its parts).
 METRIC_KINDS = ("quality", "consistency", "diversity")
 DEFAULT_KIND = "quality"
+#: Spec fields that label a value without changing it: a stored spec that differs from today's in these only is
+#: relabelled in place by the runner, never recomputed (:func:`bench.runner.stages.rescore.relabel`).
+LABEL_FIELDS = ("kind",)
 
 
 def spec_kind(spec: Mapping[str, Any]) -> str:

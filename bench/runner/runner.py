@@ -77,7 +77,7 @@ from bench.runner.stages.gallery import Gallery
 from bench.runner.stages.outputs import OutputStore
 from bench.runner.stages.plan import plan
 from bench.runner.stages.record import Rows, cell_labels
-from bench.runner.stages.rescore import merge, missing_metrics, rescore, stored_inputs
+from bench.runner.stages.rescore import merge, missing_metrics, relabel, rescore, stored_inputs
 from bench.runner.stages.sample import SRSpace
 from bench.runner.stages.score import (
     build_metrics,
@@ -253,11 +253,12 @@ class Runner:
         work = []
         for cell in mine:
             stored = self.store.load_payload(cell.key)
+            relabelled = relabel(stored, self.metric_specs)  # a spec's label changed (kind), not its numbers
             missing = missing_metrics(stored, self.metric_specs)
             if missing == [] and not self.gallery.intact(stored.gallery):
                 missing = None  # a crop of the stored cell was lost or truncated: compute the cell again
             if missing == []:
-                if set(stored.metric_specs) - set(self.metric_specs):  # metrics dropped from the matrix
+                if relabelled or set(stored.metric_specs) - set(self.metric_specs):  # relabelled or metrics dropped
                     self.store.write(cell.key, merge(stored, self.metric_specs, set(), None).as_dict())
                 continue
             work.append((cell, stored, missing))

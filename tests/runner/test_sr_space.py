@@ -364,3 +364,26 @@ def test_a_non_finite_sample_fails_the_columns_only(project, tmp_path, monkeypat
     ok = _values(payload)
     assert ("img0", "psnr") in ok and all(("img1", c) in ok for c in COLUMNS)
     assert payload.status == "failed" and "img0" not in payload.sr_space["images"]
+
+
+def test_specs_stored_before_the_kind_field_are_relabelled_not_recomputed(project, tmp_path, calls):
+    """Cells stored before specs had ``kind`` (lr_psnr_input, the SR-space columns): the next run writes the label
+    into their specs and records without computing anything; the values stay."""
+    run_dir = tmp_path / "run"
+    m = _matrix(project, ["tiny-stoch", "tiny-rrdb"], samples=2, metrics=["psnr", "lr_psnr_input"])
+    assert run_matrix(m, run_dir, device="cpu", progress=False).exit_code == 0
+    before = _payloads(run_dir)
+    for path in (run_dir / "cells").glob("*.json"):  # as a store written before the field
+        data = json.loads(path.read_text())
+        for spec in [*data["metric_specs"].values(), *(r["spec"] for r in data["records"] if r["spec"])]:
+            spec.pop("kind", None)
+        path.write_text(json.dumps(data))
+    assert all("kind" not in s for p in _payloads(run_dir).values() for s in p.metric_specs.values())
+    calls.clear()
+    assert run_matrix(m, run_dir, device="cpu", progress=False).exit_code == 0
+    assert sum(calls.values()) == 0
+    after = _payloads(run_dir)
+    for name, payload in after.items():
+        assert payload.metric_specs == before[name].metric_specs and payload.records == before[name].records
+        assert payload.metric_specs["lr_psnr_input"]["kind"] == "consistency"
+        assert payload.metric_specs["diversity_score"]["kind"] == "diversity"

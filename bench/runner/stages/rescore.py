@@ -1,7 +1,8 @@
 """Metric-incremental caching: what a stored cell lacks, and how new metric values join its records.
 
 A cell stores its records per metric with each metric's spec (``metric_specs``), which is the metric's sub-key:
-a stored ``ok`` cell lacks the matrix's metrics that are absent from it or stored with another spec. Those are
+a stored ``ok`` cell lacks the matrix's metrics that are absent from it or stored with another spec -- except a spec
+that differs only in a label that changes no number (``kind``), which :func:`relabel` updates in place. Those are
 computed alone -- from the stored outputs (:mod:`.outputs`, no model runs) by :func:`rescore`, else by running
 the cell again for those metrics only and merging with :func:`merge`. Metrics dropped from the matrix are dropped
 from the cell.
@@ -29,6 +30,31 @@ from bench.runner.stages.outputs import OutputStore, tensor_sha256
 from bench.runner.stages.prepare import prepare
 from bench.runner.stages.record import rescored_row
 from bench.runner.stages.score import METRIC_DATA_ERRORS, Skipped, score
+
+
+def relabel(stored: CellPayload | None, specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Bring a stored ``ok`` cell's specs up to ``specs`` (its ``metric_specs`` and its records' ``spec``) for the
+    metrics whose stored spec differs only in :data:`bench.metrics.base.LABEL_FIELDS` (``kind``, added after cells
+    were stored): the values stay, nothing is computed. Returns those metrics (``[]``: nothing changed)."""
+    from bench.metrics.base import LABEL_FIELDS
+
+    if stored is None or not stored.ok:
+        return []
+
+    def values_part(spec: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in LABEL_FIELDS}
+
+    changed = [
+        name
+        for name, spec in specs.items()
+        if (old := stored.metric_specs.get(name)) is not None and old != spec and values_part(old) == values_part(spec)
+    ]
+    for name in changed:
+        stored.metric_specs[name] = dict(specs[name])
+    for rec in stored.records:
+        if rec.get("metric") in changed and rec.get("spec") is not None:
+            rec["spec"] = dict(specs[rec["metric"]])
+    return changed
 
 
 def missing_metrics(stored: CellPayload | None, specs: Mapping[str, Mapping[str, Any]]) -> list[str] | None:
