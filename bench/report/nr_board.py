@@ -8,7 +8,8 @@ matrix's order. Left out: certified columns, and measures that need no HR but ar
 consistency measure ``lr_psnr_input`` (SR downscaled against its LR input; spec ``kind: consistency``) would
 otherwise be ranked as if a higher LR-PSNR were a better-looking image. Such values stay on the dataset's ordinary
 board. (A spec stored before the ``kind`` field reads as ``quality``: a run made then shows ``lr_psnr_input`` here
-until the metric is computed again, which the next ``bench run`` of its matrix does, as its spec changed.)
+until the next ``bench run`` of its matrix, which writes the label into the stored specs without computing anything,
+:func:`bench.runner.stages.rescore.relabel`.)
 
 A dataset gets the board when the run has no-reference values on it and no full-reference value (its full-reference
 rows are failures or skips: there is no ground truth). Per (dataset, scenario): the mean over images and seeds of each
