@@ -6,12 +6,37 @@ can always say what a number is (colour space, crop border, backbone and version
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
+
+#: What a metric measures (:attr:`MetricSpec.kind`), the axis beside ``full_reference`` (what it needs):
+#:
+#: * ``quality``: the SR image's fidelity to the HR (PSNR, SSIM, LPIPS) or, without a reference, its perceptual
+#:   quality (NIQE, BRISQUE, PIQE, NRQM, PI) -- the metrics the leaderboards and the no-reference board rank by;
+#: * ``consistency``: the SR's agreement with the low resolution, ``imresize(SR, 1/s)`` against the LR input
+#:   (``lr_psnr_input``, needs no HR) or against ``imresize(HR, 1/s)`` (``lr_psnr``): a sanity constraint (the NTIRE
+#:   2021 rule is >= 45 dB), not an image-quality score -- a blurry SR is perfectly consistent;
+#: * ``diversity``: the spread of several SR samples of one image (the NTIRE 2021 diversity score and its parts).
+METRIC_KINDS = ("quality", "consistency", "diversity")
+DEFAULT_KIND = "quality"
+#: Spec fields that label a value without changing it: a stored spec that differs from today's in these only is
+#: relabelled in place by the runner, never recomputed (:func:`bench.runner.stages.rescore.relabel`).
+LABEL_FIELDS = ("kind",)
+
+
+def spec_kind(spec: Mapping[str, Any]) -> str:
+    """The ``kind`` of a stored spec (a dict); absent means :data:`DEFAULT_KIND` (see :meth:`MetricSpec.as_dict`)."""
+    return str(spec.get("kind") or DEFAULT_KIND)
+
+
+def is_perceptual_no_reference(spec: Mapping[str, Any]) -> bool:
+    """Whether a stored spec is a no-reference *quality* metric (NIQE, BRISQUE, ...): it needs no HR and its kind is
+    ``quality`` -- not a consistency measure such as ``lr_psnr_input``, which needs no HR either."""
+    return not spec.get("full_reference", True) and spec_kind(spec) == DEFAULT_KIND
 
 
 @dataclass(frozen=True)
@@ -29,6 +54,8 @@ class MetricSpec:
         version: version of learned heads or of the reference algorithm, e.g. ``"lpips v0.1"``.
         reference: where the definition comes from (paper or reference implementation).
         extra: anything else that changes the number (e.g. LR-PSNR variant, samples).
+        kind: what it measures, one of :data:`METRIC_KINDS` (default ``quality``); with ``full_reference`` it decides
+            where a report groups the metric (the no-reference board takes ``quality`` metrics only).
     """
 
     name: str
@@ -41,9 +68,20 @@ class MetricSpec:
     version: str | None = None
     reference: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = DEFAULT_KIND
+
+    def __post_init__(self) -> None:
+        if self.kind not in METRIC_KINDS:
+            raise ValueError(f"metric {self.name}: kind must be one of {METRIC_KINDS}, got {self.kind!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as stored with every value. ``kind`` is left out when it is the default (``quality``), so the
+        specs stored before the field existed still equal today's (a spec is its metric's sub-key in a stored cell:
+        a different dict would recompute the metric)."""
+        out = asdict(self)
+        if out["kind"] == DEFAULT_KIND:
+            del out["kind"]
+        return out
 
     def describe(self) -> str:
         """One line for a table footnote: ``psnr_y: Y (BT.601), crop 4, [0,255] uint8-rounded, higher is better``."""
@@ -56,6 +94,8 @@ class MetricSpec:
         if self.version:
             parts.append(self.version)
         parts.extend(f"{k}={v}" for k, v in sorted(self.extra.items()))
+        if self.kind != DEFAULT_KIND:
+            parts.append(f"{self.kind} measure")
         parts.append("higher is better" if self.higher_is_better else "lower is better")
         return f"{self.name}: " + ", ".join(parts)
 

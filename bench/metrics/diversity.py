@@ -70,13 +70,14 @@ def diversity_specs(n_samples: int, scale: int = 4) -> dict[str, MetricSpec]:
         version="lpips v0.1 spatial (bilinear upsampling of each tap)",
         reference=_REFERENCE,
         extra={"samples": n_samples, "scale": scale, "gt_crop": "multiple of 8", "sr_crop": "to GT size"},
+        kind="diversity",
     )
     lr = {"variant": "ntire21", "threshold_db": 45.0}
     return {
         "score": base,
         "global_best": replace(base, name="diversity_global_best", higher_is_better=False),
         "local_best": replace(base, name="diversity_local_best", higher_is_better=False),
-        "lpips_mean": replace(base, name="diversity_lpips_mean", higher_is_better=False),
+        "lpips_mean": replace(base, name="diversity_lpips_mean", higher_is_better=False, kind="quality"),
         "lr_psnr_mean": replace(
             base,
             name="lr_psnr_mean",
@@ -84,6 +85,7 @@ def diversity_specs(n_samples: int, scale: int = 4) -> dict[str, MetricSpec]:
             backbone=None,
             version=None,
             extra={**base.extra, **lr},
+            kind="consistency",
         ),
         "lr_psnr_worst": replace(
             base,
@@ -92,6 +94,7 @@ def diversity_specs(n_samples: int, scale: int = 4) -> dict[str, MetricSpec]:
             backbone=None,
             version=None,
             extra={**base.extra, **lr},
+            kind="consistency",
         ),
     }
 

@@ -12,6 +12,10 @@ RGB PSNR on the 8-bit grid (all pixels and channels, peak 255, capped at 100 dB 
   as SRFlow reports its "LR-PSNR". Needs ``lr`` of size ``ceil(H/s) x ceil(W/s)``; ``hr`` is ignored. Where the LR
   input is not ``imresize(GT, 1/s)`` (a corrupted or attacked input), the two variants differ.
 
+Both are **consistency** measures (spec ``kind: consistency``), not image-quality scores: a blurry SR can be
+perfectly consistent. ``lr_psnr_input`` needs no HR (``full_reference`` false), so it runs on sets without ground
+truth, but the no-reference board, which ranks perceptual quality, leaves it out.
+
 ``crop_border`` removes pixels on each side of the two **LR-scale** images before the PSNR (default 0, as both
 references do).
 
@@ -128,6 +132,7 @@ class LRPSNR(Metric):
             version=f"lr-psnr {self.variant}: {_RESIZE}",
             reference=self.reference,
             extra={"variant": self.variant, "scale": self.scale, "crop_at": "lr scale", "cap_db": PSNR_CAP_DB},
+            kind="consistency",
         )
         if self.variant == "ntire21":
             self.spec.extra["threshold_db"] = NTIRE21_THRESHOLD_DB

@@ -1,9 +1,15 @@
 """The no-reference board: datasets without ground truth, in the layout of NTIRE 2020 Real-World SR track 2.
 
 NTIRE 2020 track 2 (smartphone images, no HR; seed 003) lists per team NIQE ↓, BRISQUE ↓, PIQE ↓, NRQM ↑, PI ↓ and
-an IQA rank. Here the columns are the run's **no-reference** metrics -- every metric whose spec says
-``full_reference: false`` (so a metric added to the registry appears the day it lands) -- ordered as that table
-(:data:`NTIRE20_TRACK2_ORDER`), then in the matrix's order; certified columns are left out.
+an IQA rank. Here the columns are the run's **perceptual no-reference** metrics -- every metric whose spec says
+``full_reference: false`` and ``kind: quality`` (:func:`bench.metrics.base.is_perceptual_no_reference`; so a metric
+added to the registry appears the day it lands) -- ordered as that table (:data:`NTIRE20_TRACK2_ORDER`), then in the
+matrix's order. Left out: certified columns, and measures that need no HR but are not quality scores -- the
+consistency measure ``lr_psnr_input`` (SR downscaled against its LR input; spec ``kind: consistency``) would
+otherwise be ranked as if a higher LR-PSNR were a better-looking image. Such values stay on the dataset's ordinary
+board. (A spec stored before the ``kind`` field reads as ``quality``: a run made then shows ``lr_psnr_input`` here
+until the next ``bench run`` of its matrix, which writes the label into the stored specs without computing anything,
+:func:`bench.runner.stages.rescore.relabel`.)
 
 A dataset gets the board when the run has no-reference values on it and no full-reference value (its full-reference
 rows are failures or skips: there is no ground truth). Per (dataset, scenario): the mean over images and seeds of each
@@ -27,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics.base import is_perceptual_no_reference
 from bench.report.tables import NO_ATTACK, RunData, format_value, leaderboard, rank_marks, select
 from bench.results.schema import STATUS_OK
 
@@ -41,15 +48,17 @@ def _certified(spec: dict[str, Any]) -> bool:
 
 
 def nr_metrics(data: RunData) -> list[str]:
-    """The run's no-reference metrics (spec ``full_reference`` false, not certified), NTIRE 2020 track 2 order first."""
+    """The run's perceptual no-reference metrics (spec ``full_reference`` false and ``kind`` quality, not certified),
+    NTIRE 2020 track 2 order first."""
     specs = data.specs()
-    found = [m for m in data.order("metric") if m in specs and not specs[m].get("full_reference", True)]
+    found = [m for m in data.order("metric") if m in specs and is_perceptual_no_reference(specs[m])]
     found = [m for m in found if not _certified(specs[m])]
     return [m for m in NTIRE20_TRACK2_ORDER if m in found] + [m for m in found if m not in NTIRE20_TRACK2_ORDER]
 
 
 def no_reference_datasets(data: RunData) -> list[str]:
-    """Datasets with ok values of a no-reference metric and none of a full-reference one (no ground truth)."""
+    """Datasets with ok values of a perceptual no-reference metric and none of a full-reference one (no ground
+    truth; a consistency measure alone, ``lr_psnr_input``, gives no board)."""
     specs = data.specs()
     nr = set(nr_metrics(data))
     fr = {m for m, s in specs.items() if s.get("full_reference", True)}

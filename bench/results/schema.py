@@ -12,7 +12,8 @@ A run directory holds ``run.json``, one :class:`RunInfo` (``version`` :data:`RUN
 * ``smoothing``: sigma, its selection and certificates of median-smoothing methods;
 * ``gallery``: :class:`GalleryEntry` items (the PNG crops this cell wrote; the report never reads file names);
 * ``sr_space``: the SR-space protocol of a matrix with ``sr_space:`` (samples per image, whether the method was
-  sampled, per image the samples' generator seeds and the forward passes; :mod:`bench.runner.stages.sample`);
+  sampled, per image the samples' generator seeds, the forward passes and, when the outputs are stored, the
+  ``sha256`` of the image's stored samples; :mod:`bench.runner.stages.sample`);
 * ``outputs``: the stored SR outputs (``outputs/<key>.safetensors``) when the matrix has ``store_outputs: true``;
 * ``error``/``fix``: why a cell failed as a whole and the command that repairs it (a missing checkpoint, say).
 

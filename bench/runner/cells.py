@@ -22,7 +22,8 @@ Not in the key, on purpose:
   (deterministic methods may batch; their values differ by floating-point summation order at most);
 * ``store_outputs``: storing the SR outputs changes no number;
 * ``sr_space`` for deterministic methods: their SR-space columns come from their one output whatever the number of
-  samples (the columns' specs still say it, so a new number recomputes those columns only, one forward pass).
+  samples (the columns' specs still say it, so a new number recomputes those columns only: on the stored output
+  with ``store_outputs: true``, else one forward pass).
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ the ``columns`` are computed by :func:`bench.metrics.diversity.diversity_score` 
 ``bench score diversity`` does: ``lpips`` (``diversity_lpips_mean``: LPIPS mean over the samples), ``lr_psnr``
 (``lr_psnr_mean`` and ``lr_psnr_worst``: the ``ntire21`` LR-PSNR, 45 dB rule), ``diversity`` (``diversity_score``).
 Deterministic methods get the columns from their one output (one forward pass; diversity 0). ``samples`` is part
-of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, like ``metrics:``).
+of a stochastic cell's key; the columns are metrics (sub-keyed by their spec, like ``metrics:``). With
+``store_outputs: true`` the samples are stored with a checksum, and a column added later is scored on them without
+running the method (:mod:`bench.runner.stages.rescore`).
 
 Precision (``precision:``, :mod:`bench.methods.precision`): ``auto`` (default) resolves per device -- bf16 autocast +
 channels_last behind the accuracy guard (fp32 when it moves PSNR by more than 0.05 dB on the calibration crop) on

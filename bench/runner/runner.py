@@ -21,9 +21,10 @@ Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lac
 another spec for it) computes only that metric -- from the stored SR outputs when the matrix has
 ``store_outputs: true`` (no model runs), else by running the method again; a metric dropped from the matrix is
 dropped from the cell. SR-space columns (matrix ``sr_space:``, :mod:`bench.runner.stages.sample`) are metrics in this
-sense too, but one missing from a stored cell runs the method again (its samples are drawn again from their seeds,
-never re-read from the stored outputs). A cell with any failure row is stored ``failed`` and computed again by the
-next run.
+sense too: one missing from a stored cell is scored on the samples the cell stored, once they pass the checks of
+:func:`bench.runner.stages.rescore.stored_samples` (count, shapes, sample 0, the recorded checksum); samples that
+were not stored, were lost or fail a check are drawn again from their seeds by running the method, and the log says
+why. A cell with any failure row is stored ``failed`` and computed again by the next run.
 
 Errors: the project's own errors and bad data (:data:`bench.errors.BAD_DATA`; an attack that refuses the method, a
 NaN output, a metric's ``ValueError`` on its input) become failure rows with the message and the run goes on; a
@@ -76,7 +77,7 @@ from bench.runner.stages.gallery import Gallery
 from bench.runner.stages.outputs import OutputStore
 from bench.runner.stages.plan import plan
 from bench.runner.stages.record import Rows, cell_labels
-from bench.runner.stages.rescore import merge, missing_metrics, rescore
+from bench.runner.stages.rescore import merge, missing_metrics, relabel, rescore, stored_inputs
 from bench.runner.stages.sample import SRSpace
 from bench.runner.stages.score import (
     build_metrics,
@@ -252,11 +253,12 @@ class Runner:
         work = []
         for cell in mine:
             stored = self.store.load_payload(cell.key)
+            relabelled = relabel(stored, self.metric_specs)  # a spec's label changed (kind), not its numbers
             missing = missing_metrics(stored, self.metric_specs)
             if missing == [] and not self.gallery.intact(stored.gallery):
                 missing = None  # a crop of the stored cell was lost or truncated: compute the cell again
             if missing == []:
-                if set(stored.metric_specs) - set(self.metric_specs):  # metrics dropped from the matrix
+                if relabelled or set(stored.metric_specs) - set(self.metric_specs):  # relabelled or metrics dropped
                     self.store.write(cell.key, merge(stored, self.metric_specs, set(), None).as_dict())
                 continue
             work.append((cell, stored, missing))
@@ -275,12 +277,12 @@ class Runner:
         for cell, stored, missing in bar:
             bar.set_postfix_str(cell.label(), refresh=False)
             dataset_error = self.dataset_error(cell)
-            rescorable = missing is not None and not set(missing) & set(self.sr_space.specs)  # samples: not stored
+            rescored = None
             if dataset_error is not None:
                 fix = getattr(dataset_error, "fix", None)
                 payload = self._failed_cell(cell, dataset_error, prefix=f"dataset {cell.dataset.name}: ", fix=fix)
-            elif rescorable and stored.outputs and self.outputs.path(cell.key).is_file():
-                payload = self.rescore(cell, stored, missing)
+            elif missing is not None and (rescored := self.rescore(cell, stored, missing)) is not None:
+                payload = rescored
             else:
                 if current[0] != cell.method:
                     current = (None, None, None)  # free the previous method before building the next one
@@ -443,13 +445,21 @@ class Runner:
         stamp = precision.stamp(method)  # the precision actually used, on every row
         return self.evaluator.compute(cell, method, selection, metrics, columns, source, stamp)
 
-    def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload:
-        """Score the metrics ``missing`` of a stored cell on its stored SR outputs (no model runs)."""
-        tensors = self.outputs.read(cell.key, self.device)
-        dataset = self.dataset(cell)
-        args = (self.metrics, self.metric_specs, tensors, dataset, self.matrix.scale, self.device)
-        payload = rescore(stored, missing, *args)
-        logger.info("%s: scored %s on the stored outputs", cell.label(), ", ".join(missing))
+    def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload | None:
+        """Score the metrics ``missing`` of a stored cell (SR-space columns included) on its stored outputs and
+        samples, no model runs; ``None`` when those cannot serve (:func:`bench.runner.stages.rescore.stored_inputs`
+        says why, and the log) and the method must run again."""
+        n = self.matrix.sr_space.samples if self.matrix.sr_space is not None else 1
+        stochastic = bool(self.provenances[cell.method].get("stochastic", False))
+        columns = [m for m in missing if m in self.sr_space.specs]
+        found = stored_inputs(self.outputs, stored, columns, n, stochastic, self.device)
+        if isinstance(found, str):
+            log = logger.warning if stored.outputs else logger.info  # lost or damaged, or never stored
+            log("%s: %s; running the method again for %s", cell.label(), found, ", ".join(missing))
+            return None
+        args = (self.metrics, self.metric_specs, found.tensors, self.dataset(cell), self.matrix.scale, self.device)
+        payload = rescore(stored, missing, *args, sr_space=self.sr_space, samples=found.samples, section=found.section)
+        logger.info("%s: scored %s on the stored outputs (no model run)", cell.label(), ", ".join(missing))
         return payload
 
 

@@ -10,6 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from bench.data.imresize import bicubic_downsample, imresize, imresize_uint8
 from bench.images import to_uint8
 from bench.metrics import build_metric
+from bench.metrics.base import is_perceptual_no_reference
 from bench.metrics.lr_psnr import NTIRE21_THRESHOLD_DB, back_project, downscale_levels
 from bench.metrics.psnr import to_levels
 
@@ -116,6 +117,10 @@ def test_specs_name_the_variant() -> None:
     assert ntire.higher_is_better and given.higher_is_better
     assert "NTIRE 2021" in ntire.reference and "SRFlow" in given.reference
     assert build_metric("lrpsnr").spec.name == "lr_psnr"
+    # consistency measures, not quality scores: the no-reference board must not rank lr_psnr_input (needs no HR)
+    assert ntire.kind == given.kind == "consistency"
+    assert given.as_dict()["kind"] == "consistency" and not is_perceptual_no_reference(given.as_dict())
+    assert "consistency measure" in given.describe()
 
 
 def test_batched_and_on_device(device: torch.device, rng: torch.Generator) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench.metrics import METRICS, Metric, MetricSpec, build_metric
+from bench.metrics.base import METRIC_KINDS, is_perceptual_no_reference
 
 ALL = METRICS.names()
 
@@ -54,6 +55,23 @@ def test_factory_contract(name: str, border: int, rng: torch.Generator) -> None:
     if spec.full_reference:  # higher_is_better agrees with what identical images score
         best = metric(hr, hr, lr)
         assert (best >= out).all() if spec.higher_is_better else (best <= out).all()
+    assert spec.kind in METRIC_KINDS
+    if border == 0 and is_perceptual_no_reference(spec.as_dict()):
+        # a no-reference quality score judges the SR image alone: no HR, no LR (a metric that needs the LR, such as
+        # lr_psnr_input, is a consistency measure and must say so, or the no-reference board would rank it)
+        with torch.no_grad():
+            torch.testing.assert_close(metric(sr), out)
+
+
+def test_spec_kind() -> None:
+    plain = MetricSpec("q", full_reference=False, higher_is_better=False)
+    assert plain.kind == "quality" and "kind" not in plain.as_dict()  # specs stored before the field compare equal
+    assert is_perceptual_no_reference(plain.as_dict())
+    consistent = MetricSpec("c", full_reference=False, higher_is_better=True, kind="consistency")
+    assert consistent.as_dict()["kind"] == "consistency" and not is_perceptual_no_reference(consistent.as_dict())
+    assert not is_perceptual_no_reference(MetricSpec("f", full_reference=True, higher_is_better=True).as_dict())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        MetricSpec("x", full_reference=False, higher_is_better=True, kind="perceptual")
 
 
 def test_build_metric_unknown_name_suggests() -> None:

@@ -22,6 +22,8 @@ NR_SPECS = {
     "piqe": {"name": "piqe", "full_reference": False, "higher_is_better": False},
     "sharpness": {"name": "sharpness", "full_reference": False, "higher_is_better": True},  # any other NR metric
 }
+#: A consistency measure that needs no HR (SR downscaled against its LR input): on no board of perceptual quality.
+LR_INPUT = {"name": "lr_psnr_input", "full_reference": False, "higher_is_better": True, "kind": "consistency"}
 FR_SPECS = {
     "psnr": {"name": "psnr", "full_reference": True, "higher_is_better": True},
     "lr_psnr_worst": {
@@ -71,6 +73,7 @@ def nr_run(tmp_path: Path) -> Path:
         for image, values in per_image.items():
             rows += [_row(method, "phone", image, m, v, NR_SPECS[m]) for m, v in zip(ORDER, values, strict=True)]
             rows.append(_row(method, "phone", image, "psnr", None, FR_SPECS["psnr"], status="skipped"))
+            rows.append(_row(method, "phone", image, "lr_psnr_input", 30.0 + len(method), LR_INPUT))
         store.write(f"{method}-phone", {"key": f"{method}-phone", "status": "ok", "records": rows, "labels": {}})
         paired = [
             _row(method, "paired", "a", "psnr", 30.0 + len(method), FR_SPECS["psnr"]),
@@ -79,7 +82,8 @@ def nr_run(tmp_path: Path) -> Path:
         ]
         store.write(f"{method}-paired", {"key": f"{method}-paired", "status": "ok", "records": paired, "labels": {}})
         keys += [f"{method}-phone", f"{method}-paired"]
-    metrics = [{"name": m} for m in ("psnr", "lr_psnr_worst", "pi", "nrqm", "niqe", "brisque", "piqe", "sharpness")]
+    names = ("psnr", "lr_psnr_worst", "lr_psnr_input", "pi", "nrqm", "niqe", "brisque", "piqe", "sharpness")
+    metrics = [{"name": m} for m in names]
     matrix = {
         "name": "nr",
         "scale": 4,
@@ -89,15 +93,30 @@ def nr_run(tmp_path: Path) -> Path:
         "metrics": metrics,
         "seeds": [0],
     }
-    specs = [*FR_SPECS.values(), *NR_SPECS.values()]
+    specs = [*FR_SPECS.values(), LR_INPUT, *NR_SPECS.values()]
     store.write_run_info({"run": "nr", "matrix": matrix, "cells": keys, "metric_specs": specs, "methods": {}})
     return store.run_dir
 
 
 def test_columns_are_the_nr_metrics_in_the_ntire2020_order(nr_run):
     data = load_run(nr_run)
-    assert nr_metrics(data) == list(ORDER)  # the spec's flag decides, the table's order first
+    # the spec's flags decide (no HR needed, kind quality), the table's order first; lr_psnr_input needs no HR but
+    # is a consistency measure: not a column, not in the mean rank
+    assert nr_metrics(data) == list(ORDER)
     assert no_reference_datasets(data) == ["phone"]  # paired has psnr values: it has ground truth
+
+
+def test_a_consistency_measure_alone_gives_no_board(nr_run):
+    """A set without ground truth scored by lr_psnr_input only has no perceptual score to rank: no board (its
+    values stay on the ordinary board)."""
+    store = Store(nr_run)
+    for method in VALUES:
+        payload = store.load_payload(f"{method}-phone")
+        payload.records = [r for r in payload.records if r["metric"] in ("psnr", "lr_psnr_input")]
+        store.write(f"{method}-phone", payload.as_dict())
+    data = load_run(nr_run)
+    assert "lr_psnr_input" not in nr_metrics(data) and no_reference_datasets(data) == []
+    assert 'id="no-reference"' not in render_report(data)
 
 
 def test_board_values_ranks_and_order(nr_run):

@@ -67,12 +67,18 @@ def project(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
     return paths
 
 
-def _matrix(project: dict[str, Path], methods: list[str], samples: int | None = 3, **extra):
+def _matrix(
+    project: dict[str, Path],
+    methods: list[str],
+    samples: int | None = 3,
+    columns: tuple[str, ...] = ("lpips", "lr_psnr", "diversity"),
+    **extra,
+):
     data = yaml.safe_load(project["matrix"].read_text())
     data.update(methods=methods, conditions=[{"name": "clean", "corruption": "clean"}], metrics=["psnr"])
     data.pop("gallery")
     if samples is not None:
-        data["sr_space"] = {"samples": samples, "columns": ["lpips", "lr_psnr", "diversity"]}
+        data["sr_space"] = {"samples": samples, "columns": list(columns)}
     data.update(extra)
     return parse_matrix(data, source="test")
 
@@ -206,18 +212,109 @@ def test_samples_recorded_and_in_the_key(project, tmp_path):
             assert rec["spec"]["extra"]["samples"] == 3
 
 
-def test_columns_added_to_a_stored_run_compute_only_them(project, tmp_path, calls):
-    """A deterministic cell keeps its key when sr_space is added: only its columns are computed (one forward)."""
+@pytest.mark.parametrize("store", [False, True])
+def test_columns_added_to_a_stored_run_compute_only_them(project, tmp_path, calls, store):
+    """A deterministic cell keeps its key when sr_space is added: only its columns are computed -- on its stored
+    output when the matrix stores outputs (no forward pass), else by one forward pass per image."""
     run_dir = tmp_path / "run"
-    first = _matrix(project, ["tiny-rrdb"], samples=None)
+    first = _matrix(project, ["tiny-rrdb"], samples=None, store_outputs=store)
     assert run_matrix(first, run_dir, device="cpu", progress=False).exit_code == 0
     before = _payloads(run_dir)["tiny-rrdb"]
     calls.clear()
-    assert run_matrix(_matrix(project, ["tiny-rrdb"], samples=5), run_dir, device="cpu", progress=False).exit_code == 0
+    second = _matrix(project, ["tiny-rrdb"], samples=5, store_outputs=store)
+    assert run_matrix(second, run_dir, device="cpu", progress=False).exit_code == 0
     after = _payloads(run_dir)["tiny-rrdb"]
-    assert calls == Counter({"tiny-rrdb": 2}) and after.key == before.key
+    assert calls == Counter({"tiny-rrdb": 0 if store else 2}) and after.key == before.key
     assert _values(after)[("img0", "psnr")] == _values(before)[("img0", "psnr")]
     assert {r["metric"] for r in after.records} == {"psnr", *COLUMNS}
+    full = tmp_path / "full"
+    assert run_matrix(second, full, device="cpu", progress=False).exit_code == 0
+    reference = _payloads(full)["tiny-rrdb"]
+    assert _values(after) == _values(reference)  # exactly a full compute's values
+    assert after.sr_space == reference.sr_space and after.metric_specs == reference.metric_specs
+
+
+def _grow(project, tmp_path, calls, methods=("tiny-stoch", "tiny-rrdb")) -> tuple[Path, object]:
+    """A run stored with the lpips column only (samples kept), then the matrix with every SR-space column."""
+    run_dir = tmp_path / "run"
+    first = _matrix(project, list(methods), samples=3, columns=("lpips",), store_outputs=True)
+    assert run_matrix(first, run_dir, device="cpu", progress=False).exit_code == 0
+    assert {r["metric"] for r in _payloads(run_dir)["tiny-stoch"].records} == {"psnr", "diversity_lpips_mean"}
+    calls.clear()
+    return run_dir, _matrix(project, list(methods), samples=3, store_outputs=True)
+
+
+def test_columns_added_are_scored_on_the_stored_samples(project, tmp_path, calls, caplog):
+    """Acceptance: SR-space columns added to stored cells run no method (the samples the cells stored are read and
+    checked) and equal a full recompute exactly; the stored columns' rows are kept as they were."""
+    run_dir, grown = _grow(project, tmp_path, calls)
+    before = _payloads(run_dir)
+    caplog.set_level("INFO", logger="bench.runner.runner")
+    assert run_matrix(grown, run_dir, device="cpu", progress=False).exit_code == 0
+    assert sum(calls.values()) == 0
+    assert "scored diversity_score, lr_psnr_mean, lr_psnr_worst on the stored outputs (no model run)" in caplog.text
+    after = _payloads(run_dir)
+    full = tmp_path / "full"
+    assert run_matrix(grown, full, device="cpu", progress=False).exit_code == 0
+    assert calls == Counter({"tiny-stoch": 2 * 3, "tiny-rrdb": 2})
+    reference = _payloads(full)
+    for name in ("tiny-stoch", "tiny-rrdb"):
+        assert set(after[name].metric_specs) == {"psnr", *COLUMNS}
+        assert _values(after[name]) == _values(reference[name]), name  # bit for bit
+        assert after[name].sr_space == reference[name].sr_space  # seeds, forward passes, checksums
+        kept = [r for r in after[name].records if r["metric"] in ("psnr", "diversity_lpips_mean")]
+        assert kept == before[name].records
+    assert _values(after["tiny-stoch"])[("img0", "diversity_score")] > 0.0
+    assert len(after["tiny-stoch"].sr_space["images"]["img0"]["sha256"]) == 64
+
+
+def _damage(path: Path, how: str) -> str:
+    """Damage a cell's stored outputs; return what the log must say."""
+    from safetensors.torch import load_file, save_file
+
+    if how == "deleted":
+        path.unlink()
+        return f"outputs/{path.name} is missing"
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+        return f"outputs/{path.name} cannot be read"
+    tensors = load_file(str(path))
+    if how == "altered":  # one sample changed, shape kept: only the checksum can tell
+        tensors["samples/img1"][2, 0, 0, 0] += 1.0 / 255.0
+        message = "samples/img1 does not match the checksum its cell records"
+    else:  # a sample dropped
+        tensors["samples/img1"] = tensors["samples/img1"][:2].contiguous()
+        message = "samples/img1 holds (2, 3, 64, 64), expected (3, 3, 64, 64)"
+    save_file(tensors, str(path))
+    return message
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated", "altered", "dropped"])
+def test_lost_or_damaged_samples_are_drawn_again(project, tmp_path, calls, caplog, how):
+    """Samples that are not there or fail a check (count, shape, checksum) are drawn again by running the method,
+    the log says why, the values are a full compute's and the outputs are written again (the next column added
+    reads them)."""
+    run_dir, grown = _grow(project, tmp_path, calls, methods=("tiny-stoch",))
+    stored = _payloads(run_dir)["tiny-stoch"]
+    message = _damage(run_dir / stored.outputs, how)
+    caplog.set_level("INFO", logger="bench.runner.runner")
+    assert run_matrix(grown, run_dir, device="cpu", progress=False).exit_code == 0
+    assert calls == Counter({"tiny-stoch": 2 * 3})  # sample 0 (the cell's output) and samples 1, 2 of each image
+    (line,) = [r.getMessage() for r in caplog.records if "running the method again" in r.getMessage()]
+    assert message in line
+    assert line.endswith("; running the method again for diversity_score, lr_psnr_mean, lr_psnr_worst")
+    after = _payloads(run_dir)["tiny-stoch"]
+    calls.clear()
+    full = tmp_path / "full"
+    assert run_matrix(grown, full, device="cpu", progress=False).exit_code == 0
+    reference = _payloads(full)["tiny-stoch"]
+    assert _values(after) == _values(reference) and after.sr_space == reference.sr_space
+    # the outputs are whole again: a column added next is read from them
+    calls.clear()
+    columns = ("lpips", "lr_psnr", "diversity", "diversity_global_best")
+    every = _matrix(project, ["tiny-stoch"], samples=3, columns=columns, store_outputs=True)
+    assert run_matrix(every, run_dir, device="cpu", progress=False).exit_code == 0
+    assert sum(calls.values()) == 0 and ("img1", "diversity_global_best") in _values(_payloads(run_dir)["tiny-stoch"])
 
 
 @pytest.mark.parametrize(
@@ -267,3 +364,26 @@ def test_a_non_finite_sample_fails_the_columns_only(project, tmp_path, monkeypat
     ok = _values(payload)
     assert ("img0", "psnr") in ok and all(("img1", c) in ok for c in COLUMNS)
     assert payload.status == "failed" and "img0" not in payload.sr_space["images"]
+
+
+def test_specs_stored_before_the_kind_field_are_relabelled_not_recomputed(project, tmp_path, calls):
+    """Cells stored before specs had ``kind`` (lr_psnr_input, the SR-space columns): the next run writes the label
+    into their specs and records without computing anything; the values stay."""
+    run_dir = tmp_path / "run"
+    m = _matrix(project, ["tiny-stoch", "tiny-rrdb"], samples=2, metrics=["psnr", "lr_psnr_input"])
+    assert run_matrix(m, run_dir, device="cpu", progress=False).exit_code == 0
+    before = _payloads(run_dir)
+    for path in (run_dir / "cells").glob("*.json"):  # as a store written before the field
+        data = json.loads(path.read_text())
+        for spec in [*data["metric_specs"].values(), *(r["spec"] for r in data["records"] if r["spec"])]:
+            spec.pop("kind", None)
+        path.write_text(json.dumps(data))
+    assert all("kind" not in s for p in _payloads(run_dir).values() for s in p.metric_specs.values())
+    calls.clear()
+    assert run_matrix(m, run_dir, device="cpu", progress=False).exit_code == 0
+    assert sum(calls.values()) == 0
+    after = _payloads(run_dir)
+    for name, payload in after.items():
+        assert payload.metric_specs == before[name].metric_specs and payload.records == before[name].records
+        assert payload.metric_specs["lr_psnr_input"]["kind"] == "consistency"
+        assert payload.metric_specs["diversity_score"]["kind"] == "diversity"

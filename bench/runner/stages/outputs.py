@@ -2,22 +2,30 @@
 
 Per image ``sr/<image>`` (the method's output, (1, 3, H, W)) and ``x/<image>`` (its input after corruption and
 attack, (1, 3, H/s, W/s)) and, for a stochastic method of a matrix with ``sr_space:``, ``samples/<image>`` (its n SR
-samples, (n, 3, H, W), sample 0 = ``sr/<image>``), float32 in [0, 1], lossless, so that a metric added later is
-scored on exactly the tensors the other metrics saw and no model runs (SR-space columns added later run the method
-again). Written once per cell through a temporary file and
-:func:`os.replace` (atomic); a failed write raises :class:`~bench.errors.OutputError` and leaves no temporary file.
+samples, (n, 3, H, W), sample 0 = ``sr/<image>``), float32 in [0, 1], lossless, so that a metric or an SR-space
+column added later is scored on exactly the tensors the other metrics saw and no model runs
+(:mod:`bench.runner.stages.rescore`). The cell's ``sr_space`` section records per image the :func:`tensor_sha256`
+of its samples (``samples/<image>``, or ``sr/<image>`` for a deterministic method, its only sample), which the
+rescore checks before it trusts them. Written once per cell through a temporary file and :func:`os.replace`
+(atomic); a failed write raises :class:`~bench.errors.OutputError` and leaves no temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from pathlib import Path
 
 import torch
 
 from bench.runner.store import output_error
+
+
+def tensor_sha256(t: torch.Tensor) -> str:
+    """SHA-256 (hex) of a tensor as the store writes it: float32, C-contiguous, on the CPU (native byte order)."""
+    return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 class OutputStore:
@@ -54,10 +62,15 @@ class OutputStore:
         return self.relpath(key)
 
     def read(self, key: str, device: torch.device) -> dict[str, torch.Tensor] | None:
-        """The stored tensors of a cell, or ``None`` when there is no file."""
+        """The stored tensors of a cell, or ``None`` when there is no file; an unreadable file (truncated, not
+        safetensors) raises ``ValueError`` naming it."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = self.path(key)
         if not path.is_file():
             return None
-        return {k: v.to(device) for k, v in load_file(str(path)).items()}
+        try:
+            return {k: v.to(device) for k, v in load_file(str(path)).items()}
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"{self.relpath(key)} cannot be read: {exc}") from exc

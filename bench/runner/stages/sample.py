@@ -18,9 +18,15 @@ requested key is stored under its spec's name (:func:`bench.metrics.diversity.di
 n and scale): ``diversity_score``, ``diversity_lpips_mean``, ``lr_psnr_mean``, ``lr_psnr_worst``,
 ``diversity_global_best``, ``diversity_local_best``.
 
+Stored samples: with ``store_outputs: true`` the samples go into the cell's outputs (``samples/<image>``; a
+deterministic method's one sample is ``sr/<image>``) and the section records their :func:`~bench.runner.stages
+.outputs.tensor_sha256`; an SR-space column added to the stored cell later is scored on them by :meth:`SRSpace.score`
+without running the method (:mod:`bench.runner.stages.rescore` verifies them first).
+
 Input: ``x`` (1, 3, h, w) and ``first`` / ``hr`` (1, 3, H, W) float in [0, 1] on the run's device (stochastic methods
 run one image per batch). A non-finite sample raises :class:`bench.errors.BadOutput`; an image the score cannot take
-(smaller than 8x8) a ``ValueError`` -- the runner turns both into failure rows of the columns.
+(smaller than 8x8) a ``ValueError`` -- the runner turns both into failure rows of the columns. Without ground truth
+(``hr`` None) the columns are ``skipped`` (the score compares with the HR) and no sample is drawn.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ from typing import Any
 import torch
 
 from bench.errors import BAD_DATA, BadOutput
+from bench.results.schema import NO_GROUND_TRUTH
 from bench.runner.cells import Cell
 from bench.runner.matrix import SrSpace
 from bench.runner.provenance import error_text
+from bench.runner.stages.outputs import tensor_sha256
 from bench.runner.stages.score import METRIC_DATA_ERRORS
 from bench.seeding import make_generator, seed_from
 
@@ -51,9 +59,12 @@ class SampleResult:
     forward_passes: int  # of the method on this image, the infer stage's included (n, or 1 when deterministic)
     samples: torch.Tensor | None = None  # (n, 3, H, W) for a stochastic method, else None
 
-    def section(self) -> dict[str, Any]:
-        """What the cell's ``sr_space`` section stores for the image."""
-        return {"seeds": list(self.seeds), "forward_passes": self.forward_passes}
+    def section(self, checksum: str | None = None) -> dict[str, Any]:
+        """What the cell's ``sr_space`` section stores for the image (``sha256``: of its stored samples)."""
+        out: dict[str, Any] = {"seeds": list(self.seeds), "forward_passes": self.forward_passes}
+        if checksum is not None:
+            out["sha256"] = checksum
+        return out
 
 
 class SRSpace:
@@ -117,19 +128,26 @@ class SRSpace:
         columns: Sequence[str] | None = None,
     ) -> SampleResult:
         """The ``columns`` (record names; default all of the matrix's) of one image."""
-        from bench.metrics.diversity import diversity_score
-
-        wanted = list(self._specs) if columns is None else [c for c in columns if c in self._specs]
         if method.capabilities.stochastic:
             samples = self.draw(cell, method, image, x, first)
             seeds = self.seeds(cell, image)
         else:
             samples, seeds = [first], []
-        out = diversity_score(samples, hr, scale=self.scale, metric=self.lpips())
-        values = {name: float(out[self._names[name]][0]) for name in wanted}
+        values = self.score(samples, hr, columns)
         stacked = torch.cat(samples).detach() if len(samples) > 1 else None
         logger.debug("%s: %s over %d sample(s): %s", cell.label(), image, len(samples), values)
         return SampleResult(values, seeds, len(samples), stacked)
+
+    def score(
+        self, samples: Sequence[torch.Tensor], hr: torch.Tensor, columns: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """The ``columns`` (record names; default all of the matrix's) of one image's samples ((1, 3, H, W) each,
+        drawn now or read from the stored outputs) against its ``hr`` (1, 3, H, W)."""
+        from bench.metrics.diversity import diversity_score
+
+        wanted = list(self._specs) if columns is None else [c for c in columns if c in self._specs]
+        out = diversity_score(samples, hr, scale=self.scale, metric=self.lpips())
+        return {name: float(out[self._names[name]][0]) for name in wanted}
 
     def rows(
         self,
@@ -147,8 +165,11 @@ class SRSpace:
         """The rows of the SR-space ``columns`` of each image of a batch (``rows``: the cell's
         :class:`~bench.runner.stages.record.Rows`); an image that fails (:data:`bench.errors.BAD_DATA`, a metric's
         data error) fails its columns and the others go on. Each image's :meth:`SampleResult.section` goes into
-        ``sections``, its stacked samples into ``outputs`` (``samples/<image>``) when that is given."""
+        ``sections``, its stacked samples into ``outputs`` (``samples/<image>``) when that is given, with their
+        checksum in the section. Without ground truth (``hr`` None) the columns are skipped."""
         out: list[dict[str, Any]] = []
+        if hr is None:
+            return [rows.skipped(n, c, NO_GROUND_TRUTH, self._specs[c]) for n in names for c in columns]
         for j, name in enumerate(names):
             one = slice(j, j + 1)
             try:
@@ -157,8 +178,11 @@ class SRSpace:
                 logger.warning("%s: SR-space columns failed on %s: %s", cell.label(), name, exc)
                 out.extend(rows.failed(name, c, error_text(exc), self._specs[c]) for c in columns)
                 continue
-            sections[name] = result.section()
-            if outputs is not None and result.samples is not None:
-                outputs[f"samples/{name}"] = result.samples
+            checksum = None
+            if outputs is not None:  # stored: samples/<image>, or sr/<image> (the infer stage's) when deterministic
+                if result.samples is not None:
+                    outputs[f"samples/{name}"] = result.samples
+                checksum = tensor_sha256(result.samples if result.samples is not None else sr[one])
+            sections[name] = result.section(checksum)
             out.extend(rows.value(name, c, v, self._specs[c]) for c, v in result.values.items())
         return out

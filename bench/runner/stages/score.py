@@ -3,10 +3,11 @@
 A metric that fails on its input with one of :data:`METRIC_DATA_ERRORS` (an image too small for it, say) fails its
 rows for that batch and the other metrics go on; any other exception (a bug, CUDA out of memory) surfaces.
 
-Without ground truth (``hr`` None: NTIRE 2020 track 2 / DPED) only the no-reference metrics run (the spec's
-``full_reference`` false, e.g. ``niqe``, ``brisque``, ``piqe``, ``lr_psnr_input`` -- SR against the LR input); each
-full-reference one (``psnr``, ``ssim``, ``lpips_*``, ``lr_psnr`` -- the NTIRE 2021 variant downscales the HR --,
-``diversity``) is :class:`Skipped` with :data:`~bench.results.schema.NO_GROUND_TRUTH`.
+Without ground truth (``hr`` None: NTIRE 2020 track 2 / DPED) only the metrics that need no HR run (the spec's
+``full_reference`` false: the no-reference quality metrics ``niqe``, ``brisque``, ``piqe``, ... and the consistency
+measure ``lr_psnr_input`` -- SR against the LR input, spec ``kind: consistency``, which the no-reference board does
+not rank); each full-reference one (``psnr``, ``ssim``, ``lpips_*``, ``lr_psnr`` -- the NTIRE 2021 variant
+downscales the HR --, ``diversity``) is :class:`Skipped` with :data:`~bench.results.schema.NO_GROUND_TRUTH`.
 """
 
 from __future__ import annotations
