@@ -248,7 +248,7 @@ class Attack:
         """``(gradient calls, value calls)`` of the objective in one :meth:`perturb` run on one image: each gradient
         call is a forward and a backward per EOT sample, each value call a forward per EOT sample.
 
-        :func:`bench.runner.cost.cell_passes` counts a cell's passes from it (plus the clean loss, the clean target
+        :func:`bench.runner.passes.cell_passes` counts a cell's passes from it (plus the clean loss, the clean target
         of ``target="clean"``, the restarts and a transfer's evaluation, which :meth:`__call__` owns);
         ``tests/runner/test_passes.py`` checks the count against the passes a real run makes.
         """

@@ -18,7 +18,7 @@ pixels) over the cells that can run now -- the ready datasets and the cards whos
 "time: not estimated" with the reason.
 
 Work counted (:class:`Plan`): cells of the matrix, and SR-network passes (forwards / backwards, summed over images)
-by the one counting rule of ``bench run --dry-run`` (:func:`bench.runner.cost.count_cells`: inference, smoothing
+by the one counting rule of ``bench run --dry-run`` (:func:`bench.runner.passes.count_cells`: inference, smoothing
 copies and certificate samples, SR-space samples, attack steps x restarts x EOT draws, transfer surrogates, sigma
 selection), for every cell, the unmeasurable ones included. Image counts come from the dataset itself when it is ready
 (what the run will read, as ``bench run --dry-run`` counts them), else from its manifest (``images`` at the matrix's
@@ -185,8 +185,8 @@ def plan_table(
 ) -> Plan:
     """Check the inputs of table ``table_id``'s matrix and count its work (see the module docstring); with
     ``estimate``, also probe the cost of the cells that can run now on ``device`` (:attr:`Plan.cost`)."""
-    from bench.runner.cost import count_cells
     from bench.runner.matrix import load_matrix
+    from bench.runner.passes import count_cells
     from bench.runner.stages.plan import plan as plan_cells
 
     table = load_table(table_id)

@@ -1,4 +1,4 @@
-"""The one counting rule of model passes (:func:`bench.runner.cost.cell_passes`) against what real runs do.
+"""The one counting rule of model passes (:func:`bench.runner.passes.cell_passes`) against what real runs do.
 
 Every SR network of a tiny run is wrapped in a counter (images through its forward, images whose backward ran); the
 analytic count must equal the counted passes exactly, per attack of the registry, and per cell of a real
@@ -19,7 +19,7 @@ from PIL import Image
 
 from bench.attacks import ATTACKS, AttackError, build_attack, build_loss
 from bench.methods.base import Method
-from bench.runner.cost import (
+from bench.runner.passes import (
     ModelSpec,
     Passes,
     attack_passes,
