@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import numpy as np
@@ -89,10 +90,14 @@ def test_estimate_within_30_percent_of_a_real_run(tiny_project, tmp_path, _one_t
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     matrix = load_matrix(path)
     plan = plan_matrix(matrix, "cpu", repeats=3)
-    t0 = time.perf_counter()
-    run_matrix(matrix, tmp_path / "run", device="cpu", progress=False)
-    measured = time.perf_counter() - t0
-    message = f"estimated {plan.seconds:.3f} s, measured {measured:.3f} s"
+    runs = []
+    for i in range(3):  # the median of three runs: one run slowed by a busy (shared CI) machine is not the measure
+        t0 = time.perf_counter()
+        run_matrix(matrix, tmp_path / f"run{i}", device="cpu", progress=False)
+        runs.append(time.perf_counter() - t0)
+    measured = statistics.median(runs)
+    each = ", ".join(f"{t:.3f}" for t in runs)
+    message = f"estimated {plan.seconds:.3f} s, measured {measured:.3f} s (median of {each})"
     print(plan.format(), message, sep="\n")
     assert plan.seconds == pytest.approx(measured, rel=0.3), message
 
