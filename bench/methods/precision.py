@@ -168,10 +168,11 @@ class GuardedMethod(Method):
         if not self.wants_fast():
             return PrecisionDecision(precision="fp32", requested="fp32")
         cache_key = (self.key, device.type, fast)
-        if cache_key in _DECISIONS:
-            return _DECISIONS[cache_key]
-        decision = self.calibrate()
-        _DECISIONS[cache_key] = decision
+        if cache_key not in _DECISIONS:
+            _DECISIONS[cache_key] = self.calibrate()
+        decision = _DECISIONS[cache_key]
+        if decision.precision != "fp32" and self.channels_last:  # also for a decision cached by another instance
+            self.wrapped.to(memory_format=torch.channels_last)
         return decision
 
     @torch.no_grad()

@@ -98,6 +98,10 @@ def test_decision_is_cached_per_method_and_device(monkeypatch: pytest.MonkeyPatc
     second = GuardedMethod(BicubicPlusNet(), key="same", mode="bf16", calibration=(lr, hr))
     assert first.precision == second.precision
     assert calls == ["same"]
+    # the instance that reused the cached decision runs the fast path as the calibrated one does: channels_last weights
+    for guarded in (first, second):
+        weights = [p for p in guarded.wrapped.parameters() if p.ndim == 4]
+        assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
 
 
 def test_auto_mode_is_plain_fp32_on_cpu() -> None:
