@@ -284,7 +284,8 @@ class MethodCard:
         """What a result must carry to say which method made it (JSON-able).
 
         Keys: card, title, adapter, args, checkpoint, checkpoint_sha256 (from the asset metadata or by hashing a local
-        file; None when unknown or not stored), card_sha256, tile, tile_overlap, differentiable, stochastic, the
+        file; None when unknown or not stored; ``base_checkpoint_sha256`` and ``base_checkpoint_metadata`` likewise for
+        an inline base's checkpoint, CertSR's), card_sha256, tile, tile_overlap, differentiable, stochastic, the
         card's recipe / provenance when given (``recipe``, ``trained``) and, for a checkpoint written by
         ``python -m bench train``, what its metadata says it is (``checkpoint_metadata``: recipe, iteration, data, ...).
         """
@@ -308,6 +309,15 @@ class MethodCard:
             produced = checkpoint_provenance(ref)  # recipe, iteration, data, seed, git of a checkpoint we trained
             if produced is not None:
                 record["checkpoint_metadata"] = produced
+        inline = self.inline_base_checkpoint_ref()
+        if inline is not None:  # an inline base's weights change numbers as the card's own do: in the cell key
+            record["base_checkpoint_sha256"] = checkpoint_sha256(inline)
+            if is_path_ref(inline):
+                from bench.train.state import checkpoint_provenance
+
+                produced = checkpoint_provenance(inline)
+                if produced is not None:
+                    record["base_checkpoint_metadata"] = produced
         if self.recipe is not None:
             record["recipe"] = _thawed(self.recipe)
         if self.origin is not None:

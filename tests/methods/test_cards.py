@@ -353,3 +353,27 @@ def test_inline_base_checkpoint_is_checked_and_built_from_the_card_folder(projec
     assert card.checkpoint_available() and card.missing_checkpoints() == []
     method = build_method(card)  # found from the card's folder, whatever the working directory
     assert method.capabilities.smoothed and method.capabilities.differentiable
+
+
+def test_an_inline_base_checkpoint_is_part_of_the_method_identity(project: Path) -> None:
+    """Retraining CertSR's inline base must give new cell keys, never reuse results of the old weights."""
+    from bench.runner.provenance import method_identity
+
+    methods = project / "methods"
+    (methods / "inline-mrs.yaml").write_text(
+        "title: Inline MRS\nadapter: median_smoothing\n"
+        "args: {base: {adapter: rrdbnet, args: {num_feat: 8, num_block: 1, num_grow_ch: 4, "
+        "checkpoint: weights/inline.safetensors}}, sigma: 0.05, n: 3}\ntile: null\n"
+    )
+    missing = load_card("inline-mrs").provenance()
+    assert missing["base_checkpoint_sha256"] is None
+    path = methods / "weights" / "inline.safetensors"
+    path.parent.mkdir(exist_ok=True)
+    identities = [method_identity(missing)]
+    for seed in (1, 2):  # trained, then retrained
+        torch.manual_seed(seed)
+        save_file(RRDBNet(**TINY).state_dict(), str(path))
+        provenance = load_card("inline-mrs").provenance()
+        assert provenance["base_checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        identities.append(method_identity(provenance))
+    assert identities[0] != identities[1] != identities[2] != identities[0]
