@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from bench.errors import BenchError
+from bench.errors import BenchError, OutputError
 
 # (module, what it adds) in the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -88,6 +88,12 @@ def error_line(exc: BaseException) -> str:
     return "error: " + _one_line(message) + (f"; fix: {_one_line(fix)}" if fix else "")
 
 
+def _environment_failed(exc: BaseException) -> bool:
+    """An output folder could not be written (an :class:`OutputError` from an ``OSError``: no space, no permission):
+    exit 1 as for any failure of the environment, not 2 as for a user's mistake."""
+    return isinstance(exc, OutputError) and isinstance(exc.__cause__, OSError)
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(exc), file=sys.stderr)
         if args.verbose:
             raise
-        return 2
+        return 1 if _environment_failed(exc) else 2
     except (OSError, MemoryError) as exc:
         # The environment failed (no space left, no permission to write, out of memory): one line, exit 1.
         print(error_line(exc), file=sys.stderr)

@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench.atomic import atomic_write
+
 logger = logging.getLogger(__name__)
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -107,19 +109,17 @@ def json_schema(kind: SchemaKind) -> dict[str, Any] | None:
 
 
 def write_schemas(out_dir: str | Path, kinds: tuple[SchemaKind, ...] = SCHEMA_KINDS) -> dict[str, Path]:
-    """Write ``<kind>.schema.json`` for every available kind into ``out_dir``; return kind name -> path."""
+    """Write ``<kind>.schema.json`` for every available kind into ``out_dir`` (created), each atomically
+    (:mod:`bench.atomic`: :class:`~bench.errors.OutputError` naming the file when it cannot be written); return kind
+    name -> path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = {}
     for kind in kinds:
         schema = json_schema(kind)
         if schema is None:
             continue
         path = out / f"{kind.name}.schema.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(schema, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        written[kind.name] = path
+        written[kind.name] = atomic_write(path, json.dumps(schema, indent=2, sort_keys=False) + "\n")
     return written
 
 

@@ -3,6 +3,8 @@
 ``RUN`` is a run directory, or a run name under ``--out`` (default ``reports/``). Prints the path of ``index.html``.
 ``--inline`` embeds every image (a single-file report); by default the page holds compressed thumbnails and links the
 full-size images beside it. ``--primary METRIC`` ranks the overview by that metric (default: the matrix's first).
+Every file is written atomically (:mod:`bench.atomic`); a full disk or an unwritable folder ends with one ``error:``
+line naming the file and the fix, exit 1, the previous report files whole and the stored cells untouched.
 """
 
 from __future__ import annotations

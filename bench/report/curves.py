@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.atomic import atomic_write, remove_file
 from bench.paths import safe_filename
 from bench.report.tables import NO_ATTACK, RunData
 from bench.runner.store import STATUS_OK
@@ -248,14 +249,12 @@ def severity_curves(data: RunData, metrics: Sequence[str] | None = None) -> list
 
 
 def write_curves(data: RunData) -> list[dict[str, Any]]:
-    """Draw every curve of the run, save the PNGs under ``<run_dir>/figures/`` and return the curve dicts."""
+    """Draw every curve of the run, save the PNGs under ``<run_dir>/figures/`` (atomically, :mod:`bench.atomic`) and
+    return the curve dicts."""
     curves = attack_curves(data) + severity_curves(data)
     folder = data.run_dir / "figures"
-    if folder.is_dir():
-        for old in folder.glob("*.png"):
-            old.unlink()
-    for curve in curves:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / curve["file"]).write_bytes(curve["png"])
+    written = {atomic_write(folder / curve["file"], curve["png"]) for curve in curves}
+    for old in sorted(set(folder.glob("*.png")) - written):  # curves of an earlier matrix in this folder
+        remove_file(old)
     logger.debug("%d curve(s) written to %s", len(curves), folder)
     return curves

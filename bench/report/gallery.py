@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.atomic import atomic_write
 from bench.report.tables import RunData
 from bench.results.schema import GalleryEntry
 
@@ -156,9 +157,7 @@ def _perturbation_item(
     if inline:
         return {"label": text, "kind": "perturbation", "thumb": _png_uri(png), "full": None}
     adv_path = Path(adv.path)
-    path = data.run_dir / ASSETS / adv_path.parent / f"pert-{adv_path.stem}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png)
+    path = atomic_write(data.run_dir / ASSETS / adv_path.parent / f"pert-{adv_path.stem}.png", png)
     return {
         "label": text,
         "kind": "perturbation",

@@ -28,6 +28,8 @@ from typing import Any
 
 import jinja2
 
+from bench.atomic import atomic_write, retry_fix
+from bench.errors import OutputError
 from bench.report.board import board_context
 from bench.report.board import template_globals as board_globals
 from bench.report.nr_board import nr_boards
@@ -343,18 +345,25 @@ def render_report(
 
 
 def write_report(run_dir: str | Path, *, inline: bool = False, primary: str | None = None) -> Path:
-    """Write ``results.csv``, ``tables/*.csv`` and ``index.html`` of a run directory; return ``index.html``.
+    """Write ``results.csv``, ``tables/*.csv``, ``paper_tables/``, ``figures/`` and ``index.html`` of a run directory;
+    return ``index.html``.
 
-    ``inline`` and ``primary`` as in :func:`render_report`."""
+    ``inline`` and ``primary`` as in :func:`render_report`. Every file is written atomically (:mod:`bench.atomic`): a
+    full disk or an unwritable folder raises :class:`~bench.errors.OutputError` naming the file, with the fix
+    (free space or make the folder writable, then ``python -m bench report RUN`` again), leaves no partial file and
+    never touches the stored cells."""
     from bench.report.curves import write_curves
 
     data = load_run(run_dir)
-    write_tables(data)
-    from bench.report.paper_view import views_for_run, write_paper_tables
+    try:
+        write_tables(data)
+        from bench.report.paper_view import views_for_run, write_paper_tables
 
-    write_paper_tables(data.run_dir, views_for_run(data))  # <run>/paper_tables/<table>.csv and .tex
-    curves = write_curves(data)
-    index = data.run_dir / "index.html"
-    index.write_text(render_report(data, curves, inline=inline, primary=primary), encoding="utf-8")
+        write_paper_tables(data.run_dir, views_for_run(data))  # <run>/paper_tables/<table>.csv and .tex
+        curves = write_curves(data)
+        index = atomic_write(data.run_dir / "index.html", render_report(data, curves, inline=inline, primary=primary))
+    except OutputError as exc:  # no space, no permission: the cells are untouched; the fix is to render again
+        retry_fix(exc, f"python -m bench report {data.run_dir}")
+        raise
     logger.info("report written to %s", index)
     return index

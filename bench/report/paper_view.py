@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import atomic_write
 from bench.report.papers import PaperTable, load_table, table_ids
 from bench.report.papers.model import Group, Metric, Row
 from bench.results.schema import NO_ATTACK, STATUS_OK
@@ -483,13 +484,11 @@ def to_latex(view: PaperView) -> str:
 
 
 def write_paper_tables(run_dir: str | Path, views: Sequence[PaperView]) -> list[Path]:
-    """Write ``<run>/paper_tables/<table>.csv`` and ``.tex`` of each view; return the paths."""
+    """Write ``<run>/paper_tables/<table>.csv`` and ``.tex`` of each view, each atomically (:mod:`bench.atomic`:
+    :class:`~bench.errors.OutputError` naming the file when it cannot be written); return the paths."""
     out_dir = Path(run_dir) / "paper_tables"
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for view in views:
         for suffix, text in ((".csv", to_csv(view)), (".tex", to_latex(view))):
-            path = out_dir / f"{view.table.id}{suffix}"
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
+            written.append(atomic_write(out_dir / f"{view.table.id}{suffix}", text))
     return written

@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.atomic import atomic_write, remove_file
 from bench.paths import safe_filename
 from bench.results.schema import (
     NO_ATTACK,
@@ -325,14 +326,13 @@ def table_paths(run_dir: Path, scenarios: Sequence[tuple[str, str, str, float]])
 
 
 def write_tables(data: RunData) -> list[Path]:
-    """Write ``results.csv`` and ``tables/<dataset>__<condition>.csv`` (means; ``n_<metric>`` counts beside them)."""
+    """Write ``results.csv`` and ``tables/<dataset>__<condition>.csv`` (means; ``n_<metric>`` counts beside them), each
+    atomically (:mod:`bench.atomic`), then remove the tables of an earlier matrix; :class:`~bench.errors.OutputError`
+    naming the file when one cannot be written."""
     run_dir = data.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     written = [run_dir / "results.csv"]
-    results_csv_frame(data.records).to_csv(written[0], index=False)
+    atomic_write(written[0], results_csv_frame(data.records).to_csv(index=False, lineterminator="\n"))
     metrics = data.order("metric")
-    for old in (run_dir / "tables").glob("*.csv"):  # tables of an earlier matrix in this folder
-        old.unlink()
     specs = data.specs()
     direction = {m: bool(specs[m]["higher_is_better"]) for m in metrics if m in specs}
     scenarios = [(d, *sc) for d in data.order("dataset") for sc in data.scenarios(d)]
@@ -355,9 +355,10 @@ def write_tables(data: RunData) -> list[Path]:
         if attack != NO_ATTACK:
             out.insert(0, "attack_mode", [_mode_of(data.records, e) for e in out.index])
         path = paths[(dataset, condition, attack, epsilon)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(path, float_format="%.6g")
+        atomic_write(path, out.to_csv(float_format="%.6g", lineterminator="\n"))
         written.append(path)
+    for old in sorted(set((run_dir / "tables").glob("*.csv")) - set(written)):  # of an earlier matrix in this folder
+        remove_file(old)
     return written
 
 

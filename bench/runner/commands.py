@@ -6,8 +6,9 @@
 rank computes its shard of the cells; rank 0 waits for the others (a gloo barrier) and renders. Exit code: 0 when
 every cell is stored with status ok, 1 when a cell failed (after finishing the others) or the run folder cannot be
 written (checked before any cell is computed; no space left stops the run, the cells stored so far intact), 2 for a
-matrix that does not validate or a run folder that another run holds (``<run>/run.lock``). ``--precision``
-overrides the matrix's ``precision:`` (as ``--set precision=...`` would); ``--dry-run`` prints the cost plan only.
+matrix that does not validate or a run folder that another run holds (``<run>/run.lock``, ``run.rank<N>.lock``: a
+single run and the ranks of a sharded one exclude each other, :mod:`bench.runner.lock`). ``--precision`` overrides
+the matrix's ``precision:`` (as ``--set precision=...`` would); ``--dry-run`` prints the cost plan only.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _run_locked(args: argparse.Namespace, matrix, run_dir: Path, run_name: str, 
     from bench.runner.lock import run_lock
     from bench.runner.runner import run_matrix
 
-    with run_lock(run_dir, rank):  # one run per folder, from its first cell to its report
+    with run_lock(run_dir, rank, world):  # one run (or the ranks of one) per folder, from its first cell to its report
         summary = run_matrix(
             matrix,
             run_dir,

@@ -1,15 +1,27 @@
-"""One process per run folder (per rank): a second ``run`` on the same folder refuses instead of mixing its outputs.
+"""Who may write a run folder: one single run, or the ranks of one sharded run -- never both, never two of either.
 
-The lock is ``<run_dir>/run.lock`` (``run.rank<N>.lock`` for rank N > 0 of a sharded run, so the ranks of one
-``torchrun`` share the folder as designed), held with :mod:`filelock` (``flock`` on POSIX, ``msvcrt`` on Windows)
-for the whole run and its report. The operating system drops it when the process ends, ``kill -9`` included, so a
-killed run never leaves a stale lock. Who holds it (pid, host, start time) is written beside it in ``<lock>.owner``
-for the refusal message; that file is informative only.
+Each process holds its own lock for the whole run and its report: ``<run_dir>/run.lock`` for a single run and for
+rank 0 of a sharded run, ``run.rank<N>.lock`` for rank N > 0 (so the ranks of one ``torchrun`` share the folder as
+designed). The locks are held with :mod:`filelock` (``flock`` on POSIX, ``msvcrt`` on Windows); the operating system
+drops one when its process ends, ``kill -9`` included, so a killed run never leaves a stale lock. Who holds a lock is
+written beside it in ``<lock>.owner``: pid, host, start time, rank, world size and the sharded job's identity
+(``MASTER_ADDR:MASTER_PORT/TORCHELASTIC_RUN_ID``, the same for every rank of one ``torchrun``).
+
+The rule, checked when a process takes its lock: every *other* lock of the folder that a live process holds must
+belong to a rank of the same sharded job (same world size, same job identity); otherwise the newcomer refuses with
+one line naming the holder (pid, host, rank) and its lock. So a single run refuses while any rank of a sharded run
+holds the folder (rank 0 may have finished its shard or died while rank 3 still writes), a rank of a sharded run
+refuses while a single run holds it, and two sharded jobs (even of different world sizes) exclude each other. The
+check and the taking happen under a short gate lock (``run.gate.lock``, held for milliseconds), so two processes
+starting together cannot both pass it; the owner file is complete before the gate opens. A single run may therefore
+remove the temporary files of killed runs: no rank of anything else writes into the folder.
 
 Example::
 
     with run_lock(Path("reports/smoke")):
         ...  # compute cells, write the report
+    with run_lock(Path("reports/smoke"), rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"])):
+        ...  # this rank's shard
 """
 
 from __future__ import annotations
@@ -20,8 +32,9 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -31,62 +44,147 @@ from bench.runner.store import atomic_write_json, output_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunLocked", "lock_path", "run_lock"]
+__all__ = ["GATE_WAIT", "RunLocked", "gate_path", "lock_path", "run_lock", "shard_job"]
+
+#: Seconds a process waits for the gate (held by another process only while it checks and takes its own lock).
+GATE_WAIT = 60.0
+FIX = "wait for that run to finish, or give this run another --run name"
 
 
 class RunLocked(BenchError):
-    """Another process is running on the same run folder (the message names the lock file and the process)."""
+    """Another run holds the run folder (the message names the lock file and the process)."""
 
 
 def lock_path(run_dir: str | Path, rank: int = 0) -> Path:
-    """``<run_dir>/run.lock`` for rank 0, ``<run_dir>/run.rank<N>.lock`` for rank N."""
+    """``<run_dir>/run.lock`` for rank 0 (and a single run), ``<run_dir>/run.rank<N>.lock`` for rank N."""
     return Path(run_dir) / ("run.lock" if rank == 0 else f"run.rank{rank}.lock")
 
 
-def _owner(path: Path, wait: float = 2.0) -> str:
-    """Who holds ``path``, from its owner file. The holder writes that file just after taking the lock, so a refusal
-    that comes in between waits for it (up to ``wait`` seconds) before it says "another process"."""
+def gate_path(run_dir: str | Path) -> Path:
+    """``<run_dir>/run.gate.lock``: held while a process checks the folder's locks and takes its own."""
+    return Path(run_dir) / "run.gate.lock"
+
+
+def shard_job() -> str | None:
+    """The identity of this process's ``torchrun`` job from its environment (``MASTER_ADDR:MASTER_PORT`` and
+    ``TORCHELASTIC_RUN_ID``: the same for all its ranks, different for another job on the same host); ``None`` when
+    none of them is set."""
+    addr, port, run_id = (os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"))
+    if addr is None and port is None and run_id is None:
+        return None
+    return f"{addr}:{port}/{run_id}"
+
+
+def _read_owner(path: Path, wait: float = 0.0) -> dict[str, Any] | None:
+    """The owner record of lock ``path``; ``None`` when unreadable. A holder that took its lock without the gate (an
+    older version) writes it just after, so a caller may ``wait`` for it."""
     deadline = time.monotonic() + wait
     while True:
         try:
             info = json.loads(path.with_name(path.name + ".owner").read_text(encoding="utf-8"))
-            return f"pid {info['pid']} on {info['host']}, started {info['started']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            if time.monotonic() >= deadline:
-                return "another process"
-            time.sleep(0.05)
+            if isinstance(info, dict) and {"pid", "host", "started"} <= info.keys():
+                return info
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _describe(info: Mapping[str, Any] | None) -> str:
+    if info is None:
+        return "another process"
+    text = f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    world = info.get("world_size", 1)
+    return text + (f", rank {info.get('rank', 0)} of {world} of a sharded run" if world > 1 else "")
+
+
+def _refusal(run_dir: Path, lock: Path, info: Mapping[str, Any] | None) -> RunLocked:
+    return RunLocked(f"run folder {run_dir} is in use by another run ({_describe(info)}; lock {lock})", fix=FIX)
+
+
+def _held(path: Path) -> bool:
+    """Whether a live process (this one included) holds lock ``path``: a non-blocking attempt fails."""
+    probe = FileLock(str(path), timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def _same_job(info: Mapping[str, Any] | None, me: Mapping[str, Any]) -> bool:
+    """Two holders may share the folder only as ranks of one sharded job."""
+    if info is None or me["world_size"] <= 1:
+        return False
+    return info.get("world_size") == me["world_size"] and info.get("job") == me["job"]
+
+
+def _check_others(run_dir: Path, mine: Path, me: Mapping[str, Any]) -> None:
+    """Refuse when another lock of ``run_dir`` is held by anything but a rank of this process's sharded job."""
+    others = {lock_path(run_dir), *run_dir.glob("run.rank*.lock")} - {mine}
+    for other in sorted(others):
+        if other.is_file() and _held(other):
+            info = _read_owner(other, wait=1.0)
+            if not _same_job(info, me):
+                raise _refusal(run_dir, other, info)
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: str | Path, rank: int = 0) -> Iterator[Path]:
-    """Hold the run folder's lock for the block; re-entrant within a process (the CLI holds it around the run and
-    its report, the runner around its cells).
+def run_lock(run_dir: str | Path, rank: int = 0, world_size: int = 1, job: str | None = None) -> Iterator[Path]:
+    """Hold the run folder for the block as ``rank`` of ``world_size`` (1: a single run); re-entrant within a process
+    (the CLI holds it around the run and its report, the runner around its cells). ``job`` identifies a sharded run
+    (default :func:`shard_job`, from the ``torchrun`` environment).
 
     Raises:
-        RunLocked: another process holds it; the message names the lock file and that process, the fix the way out.
+        RunLocked: another run holds the folder (see the module docstring for the rule); the message names its lock
+            file and process (pid, host, start, rank), the fix the way out.
+        OutputError: the folder or the lock files cannot be written.
     """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"invalid shard rank {rank} of world size {world_size}")
+    run_dir = Path(run_dir)
     path = lock_path(run_dir, rank)
     lock = FileLock(str(path), timeout=0, is_singleton=True)
+    if lock.is_locked:  # this process holds it already
+        with lock:
+            yield path
+        return
+    me = {
+        "pid": os.getpid(),
+        "host": platform.node(),
+        "started": now(),
+        "rank": rank,
+        "world_size": world_size,
+        "job": (job if job is not None else shard_job()) if world_size > 1 else None,
+    }
     owner_file = path.with_name(path.name + ".owner")
+    gate = gate_path(run_dir)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(gate), timeout=GATE_WAIT):
+            try:
+                lock.acquire()
+            except Timeout:
+                raise _refusal(run_dir, path, _read_owner(path, wait=2.0)) from None
+            try:
+                _check_others(run_dir, path, me)
+                atomic_write_json(owner_file, me)
+            except BaseException:
+                lock.release()
+                raise
+    except Timeout:  # the gate: only a process stuck between checking and taking its lock holds it this long
         raise RunLocked(
-            f"run folder {path.parent} is in use by another run ({_owner(path)}; lock {path})",
-            fix="wait for that run to finish, or give this run another --run name",
+            f"cannot check who uses run folder {run_dir}: {gate} has been held for over {GATE_WAIT:.0f} s",
+            fix=f"stop the process stuck on this folder (see `lsof {gate}`), or give this run another --run name",
         ) from None
     except OSError as exc:
         raise output_error(path, exc) from exc
-    outermost = lock.lock_counter == 1
+    logger.debug("locked %s (rank %d of %d)", path, rank, world_size)
     try:
-        if outermost:
-            info = {"pid": os.getpid(), "host": platform.node(), "started": now()}
-            atomic_write_json(owner_file, info)
-            logger.debug("locked %s", path)
         yield path
     finally:
-        if outermost:
-            with contextlib.suppress(OSError):
-                owner_file.unlink()
+        with contextlib.suppress(OSError):
+            owner_file.unlink()
         lock.release()

@@ -228,7 +228,7 @@ class Runner:
         a cell that cannot be stored (no space left) raises :class:`~bench.errors.OutputError` and stops the run,
         the cells stored before it intact.
         """
-        with run_lock(self.store.run_dir, self.rank):
+        with run_lock(self.store.run_dir, self.rank, self.world_size):
             self.store.check_writable()
             if self.world_size == 1:  # no other rank may be writing one right now
                 self.store.remove_temporaries()

@@ -9,15 +9,14 @@ Layout of a run directory (``reports/<run>/`` by default)::
     sigma/<key>.json    sigma selections of median smoothing
     results.csv, tables/, index.html    written by the report
 
-A cell file is written to a temporary file in the same folder and moved into place with :func:`os.replace`, so a
-killed run leaves either the complete file or none. A cell whose ``status`` is ``"ok"`` is finished and skipped by
-the next run; a ``"failed"`` one is retried.
+A cell file is written to a temporary file in the same folder and moved into place with :func:`os.replace`
+(:mod:`bench.atomic`, as every output file), so a killed run leaves either the complete file or none. A cell whose
+``status`` is ``"ok"`` is finished and skipped by the next run; a ``"failed"`` one is retried.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -25,12 +24,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import atomic_open, output_error, storage_fix
 from bench.errors import OutputError
 from bench.results.schema import ATTACK_COLUMNS, STATUS_FAILED, STATUS_OK, CellPayload, RunInfo, SchemaError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ATTACK_COLUMNS", "STATUS_FAILED", "STATUS_OK", "Store", "atomic_write_json", "output_error"]
+__all__ = [
+    "ATTACK_COLUMNS",
+    "STATUS_FAILED",
+    "STATUS_OK",
+    "Store",
+    "atomic_write_json",
+    "output_error",
+    "storage_fix",
+]
 
 
 def _json_default(obj: Any) -> Any:
@@ -41,39 +49,15 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def storage_fix(exc: OSError) -> str:
-    """What to do about an ``OSError`` of the output folder."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space (finished cells are kept; rerun to resume) or choose another --out"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "make the folder writable (chmod u+w) or choose another --out"
-    return "check the folder (a file where a folder should be?) or choose another --out"
-
-
-def output_error(path: Path, exc: OSError, doing: str = "cannot write") -> OutputError:
-    """One-line :class:`OutputError` naming ``path`` and the reason of ``exc``, with the fix."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return OutputError(f"{doing} {path}: {reason}", fix=storage_fix(exc))
-
-
 def atomic_write_json(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX and Windows).
+    """Write ``payload`` as JSON to ``path`` atomically (:func:`bench.atomic.atomic_open`: a temporary file and
+    ``os.replace``).
 
     Raises :class:`~bench.errors.OutputError` (file, reason and fix) when the folder cannot be written -- no
     permission, no space left; the temporary file is removed and a previous version of ``path`` stays as it was.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise output_error(path, exc) from exc
+    with atomic_open(path) as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
     return path
 
 

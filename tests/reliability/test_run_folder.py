@@ -171,21 +171,24 @@ def test_second_run_on_a_held_folder_refuses(project, cli, one_line_error):
 
 _TRY = (
     "import sys\nfrom bench.runner.lock import RunLocked, run_lock\n"
-    "try:\n    with run_lock(sys.argv[1], int(sys.argv[2])): print('acquired')\n"
+    "try:\n    with run_lock(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]): print('acquired')\n"
     "except RunLocked as exc:\n    print('refused', exc.fix)\n"
 )
 
 
-def _try_lock(folder: Path, rank: int = 0) -> str:
-    argv = [sys.executable, "-c", _TRY, str(folder), str(rank)]
+def _try_lock(folder: Path, rank: int = 0, world: int = 1, job: str = "job") -> str:
+    argv = [sys.executable, "-c", _TRY, str(folder), str(rank), str(world), job]
     return subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=120).stdout.strip()
 
 
 def test_lock_is_reentrant_in_a_process_and_per_rank(tmp_path):
-    with run_lock(tmp_path, 0) as first, run_lock(tmp_path, 0):  # the CLI around the runner, the runner inside
+    """Re-entrant in one process; per rank for the ranks of one sharded job (single runs and other jobs: see
+    ``test_shard_lock.py``)."""
+    refused = "refused wait for that run to finish, or give this run another --run name"
+    with run_lock(tmp_path, 0, 2, "job") as first, run_lock(tmp_path, 0):  # the CLI around the runner, the runner in it
         assert first == tmp_path / "run.lock" and (tmp_path / "run.lock.owner").is_file()
-        assert _try_lock(tmp_path) == "refused wait for that run to finish, or give this run another --run name"
-        assert _try_lock(tmp_path, 1) == "acquired"  # the ranks of one torchrun each hold their own
+        assert _try_lock(tmp_path) == refused
+        assert _try_lock(tmp_path, 1, 2) == "acquired"  # the ranks of one torchrun each hold their own
     assert not (tmp_path / "run.lock.owner").exists()
     assert _try_lock(tmp_path) == "acquired"  # released
 

@@ -159,7 +159,7 @@ def test_hr_without_lr_is_a_failure_row(project, cli):
 def _no_permission(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Writes into ``folder`` fail with EACCES, as in a folder without write permission (this suite may run as root,
     which chmod does not stop)."""
-    import bench.runner.store as store
+    import bench.atomic as atomic
 
     real = open
 
@@ -168,7 +168,7 @@ def _no_permission(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(store, "open", guarded, raising=False)
+    monkeypatch.setattr(atomic, "open", guarded, raising=False)
 
 
 @pytest.mark.parametrize("where", ["cells", "run_dir", "gallery"])
@@ -214,7 +214,7 @@ def test_cells_folder_that_is_a_file(project, cli, one_line_error):
 def test_disk_full_while_storing_a_cell(project, cli, one_line_error, monkeypatch, fail_at):
     """The cell file's write runs out of space halfway: one line with the fix, exit 1 (as for every command whose
     disk fills), the partial temporary file removed, the cells stored before intact; the next run resumes."""
-    import bench.runner.store as store
+    import bench.atomic as atomic
 
     cells_dir = project["run_dir"] / "cells"
     real = open
@@ -246,14 +246,14 @@ def test_disk_full_while_storing_a_cell(project, cli, one_line_error, monkeypatc
                 return Full(fh)
         return fh
 
-    monkeypatch.setattr(store, "open", filling, raising=False)
+    monkeypatch.setattr(atomic, "open", filling, raising=False)
     result = run_cli(cli, project)
     one_line_error(result, 1, f"cannot write {cells_dir}/", "No space left on device", "free some space")
     stored = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
     assert len(stored) == fail_at and all(json.loads(b)["status"] == "ok" for b in stored.values())
     assert sorted(p.name for p in cells_dir.iterdir()) == sorted(stored)  # no partial temporary file left
 
-    monkeypatch.setattr(store, "open", real, raising=False)
+    monkeypatch.setattr(atomic, "open", real, raising=False)
     again = run_cli(cli, project, "--no-report")
     assert again.code == 0, again.err
     after = {p.name: p.read_bytes() for p in cells_dir.glob("*.json")}
