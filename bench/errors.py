@@ -7,12 +7,18 @@ resource problem and surfaces.
 Every error carries ``fix``: the one command or edit that repairs it (``None`` when there is none to give), as data,
 so that callers (the report's missing-checkpoint rows) never scrape it back out of the message.
 
+Hierarchy: every class here is a :class:`BenchError`. :class:`ConfigError` (also a ``ValueError``) is a configuration
+that cannot be used; its subclass :class:`ConfigFileError` is a declared file (matrix, card, recipe, manifest) with
+its problems listed by key. Subsystems derive their own (``bench.assets.errors.AssetError``, ...) from these.
+
 Example::
 
     raise MissingAsset("checkpoint asset 'realsr-df2k' is not stored", fix="python -m bench assets fetch realsr-df2k")
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class BenchError(Exception):
@@ -32,7 +38,47 @@ class MissingAsset(BenchError, FileNotFoundError):
 
 
 class ConfigError(BenchError, ValueError):
-    """A matrix or card asks for something this run cannot provide (e.g. ``sigma: auto`` without ``smoothing:``)."""
+    """A configuration asks for something this run cannot provide (``sigma: auto`` without ``smoothing:``, an unknown
+    ``--device``); the base of every configuration error, :class:`ConfigFileError` included."""
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file that cannot be used; the message names the file and lists every problem.
+
+    The one error of the declared files (:mod:`bench.config.loader`): matrices, method cards, recipes, dataset and
+    asset manifests each subclass it only to set :attr:`kind`.
+
+    Args:
+        source: the file (or ``<dict>``, ``<command line>``) the problems belong to.
+        problems: one line per problem, each starting with the dotted key it concerns.
+        kind: what the file is ("matrix", "method card", "recipe", "dataset manifest", ...), the first word of the
+            message; default: the class's :attr:`kind`.
+        fix: as for every :class:`BenchError`: the command or edit that repairs it, or ``None``.
+
+    Attributes:
+        source, problems, kind: as given.
+
+    A single problem gives a one-line message (``matrix /x/m.yaml: unknown key 'metircs' (did you mean
+    'metrics'?)``); several give a header line and one indented line each (the CLI joins them into one ``error:``
+    line).
+    """
+
+    kind = "config"
+
+    def __init__(
+        self, source: str, problems: Sequence[str], kind: str | None = None, *, fix: str | None = None
+    ) -> None:
+        self.source = str(source)
+        self.problems = list(problems)
+        if kind is not None:
+            self.kind = kind
+        n = len(self.problems)
+        if n == 1:
+            text = f"{self.kind} {self.source}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{self.kind} {self.source}: {n} problems\n{lines}"
+        super().__init__(text, fix=fix)
 
 
 class BadImage(BenchError, ValueError):

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.config.errors import ConfigError
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigFileError
 
 
 class AssetError(BenchError, RuntimeError):
     """An asset could not be fetched, converted, stored or verified (the message says which source and why)."""
 
 
-class ManifestError(AssetError, ConfigError):
+class ManifestError(AssetError, ConfigFileError):
     """The asset manifest (``manifest.yaml``) is malformed or absent.
 
-    A :class:`~bench.config.errors.ConfigError` like every declared file's: ``source`` is the file, ``problems`` one
+    A :class:`~bench.errors.ConfigFileError` like every declared file's: ``source`` is the file, ``problems`` one
     line per problem (``<dotted key>: <message>``); the message is ``asset manifest <file>: <problem>`` (several: a
     header and one indented line each). ``fix`` as for every :class:`~bench.errors.BenchError`.
     """
@@ -26,9 +25,7 @@ class ManifestError(AssetError, ConfigError):
     kind = "asset manifest"
 
     def __init__(self, source: str, problems: Sequence[str], *, fix: str | None = None) -> None:
-        ConfigError.__init__(self, source, problems)
-        self.message = str(self.args[0])
-        self.fix = fix
+        ConfigFileError.__init__(self, source, problems, fix=fix)
 
 
 class DownloadError(AssetError, OSError):

@@ -5,7 +5,7 @@ validated by :func:`bench.config.loader.validate_model` (unknown keys refused wi
 at once, each named by its dotted key: ``assets.<name>.sources.<i>.files.<j>.sha256``) and exported as
 ``asset-manifest.schema.json`` by ``python -m bench schema``. A bad manifest raises
 :class:`~bench.assets.errors.ManifestError`, an :class:`~bench.assets.errors.AssetError` and a
-:class:`~bench.config.errors.ConfigError` at once.
+:class:`~bench.errors.ConfigFileError` at once.
 
 The packaged manifest is ``bench/assets/manifest.yaml``; ``$BENCH_ASSETS_MANIFEST`` names another file that replaces
 it (a local mirror, or a test). Layout::
@@ -51,7 +51,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from bench.assets.errors import ManifestError
-from bench.config.errors import ConfigError
+from bench.config.errors import ConfigFileError
 from bench.config.loader import read_yaml, suggestion, validate_model
 from bench.config.models import Frozen
 
@@ -399,7 +399,7 @@ def parse_manifest(data: Mapping[str, Any], path: str = "<dict>") -> AssetManife
 def _load_cached(path: str, mtime: float) -> AssetManifest:
     try:
         data = read_yaml(Path(path), kind=ManifestError.kind)
-    except ConfigError as exc:
+    except ConfigFileError as exc:
         raise ManifestError(exc.source, exc.problems) from exc
     return parse_manifest(data, path)
 

@@ -1,33 +1,12 @@
-"""The error of a configuration file: every problem found, the file it came from."""
+"""The errors of configuration files, re-exported from the project's one hierarchy (:mod:`bench.errors`).
+
+:class:`ConfigFileError` (a file with its problems listed by dotted key) derives from :class:`ConfigError` (any
+configuration that cannot be used), which is a :class:`~bench.errors.BenchError` and a ``ValueError``: an
+``except ConfigError`` catches both, and the CLI prints either as one ``error:`` line with its fix.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bench.errors import ConfigError, ConfigFileError
 
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the file and lists every problem.
-
-    Attributes:
-        source: the file (or ``<dict>``, a command-line name) the problems belong to.
-        problems: one line per problem, each starting with the dotted key it concerns.
-        kind: what the file is ("matrix", "method card", "recipe", ...), the first word of the message.
-
-    A single problem gives a one-line message (``matrix /x/m.yaml: metircs: unknown key (did you mean 'metrics'?)``);
-    several give a header line and one indented line each.
-    """
-
-    kind = "config"
-
-    def __init__(self, source: str, problems: Sequence[str], kind: str | None = None) -> None:
-        self.source = str(source)
-        self.problems = list(problems)
-        if kind is not None:
-            self.kind = kind
-        n = len(self.problems)
-        if n == 1:
-            text = f"{self.kind} {self.source}: {self.problems[0]}"
-        else:
-            lines = "\n".join(f"  - {p}" for p in self.problems)
-            text = f"{self.kind} {self.source}: {n} problems\n{lines}"
-        super().__init__(text)
+__all__ = ["ConfigError", "ConfigFileError"]

@@ -12,7 +12,7 @@ Entries of a list are addressed by their ``name`` (or the bare string they are) 
 
 Validation (:func:`validate_model`): NaN and infinite numbers are refused anywhere; the pydantic errors are turned into
 lines ``<dotted key>: <message>``, the key written as ``--set`` addresses it (list entries by name), an unknown key with
-the closest valid key (:mod:`difflib`). Every problem is collected into one :class:`~bench.config.errors.ConfigError`.
+the closest valid key (:mod:`difflib`). Every problem is collected into one :class:`~bench.errors.ConfigFileError`.
 
 Example::
 
@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bench.config.errors import ConfigError
+from bench.config.errors import ConfigFileError
 
 YAML_SUFFIXES = (".yaml", ".yml")
 FindInclude = Callable[[str, Path], "Path | None"]
@@ -46,26 +46,26 @@ FindInclude = Callable[[str, Path], "Path | None"]
 
 
 def read_yaml(path: Path, kind: str = "config") -> dict[str, Any]:
-    """One YAML file -> its top-level mapping (an empty file is ``{}``); :class:`ConfigError` naming the file else."""
+    """One YAML file -> its top-level mapping (an empty file is ``{}``); else :class:`ConfigFileError` naming it."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"], kind) from exc
+        raise ConfigFileError(str(path), [f"cannot read the file: {exc.strerror or exc}"], kind) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise ConfigFileError(
             str(path), [f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save it as UTF-8"], kind
         ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         first = " ".join(str(exc).split())
-        raise ConfigError(str(path), [f"invalid YAML: {first}"], kind) from exc
+        raise ConfigFileError(str(path), [f"invalid YAML: {first}"], kind) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(str(path), [f"the top level must be a mapping of keys, got {type(data).__name__}"], kind)
+        raise ConfigFileError(str(path), [f"the top level must be a mapping of keys, got {type(data).__name__}"], kind)
     return data
 
 
@@ -99,12 +99,12 @@ def load_yaml(
             including file.
 
     Raises:
-        ConfigError: unreadable or non-UTF-8 file, invalid YAML, a non-mapping, an include not found, a cycle.
+        ConfigFileError: unreadable or non-UTF-8 file, invalid YAML, a non-mapping, an include not found, a cycle.
     """
     path = Path(path).resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
-        raise ConfigError(str(_chain[0]), [f"include: include cycle {cycle}"], kind)
+        raise ConfigFileError(str(_chain[0]), [f"include: include cycle {cycle}"], kind)
     data = read_yaml(path, kind)
     include = data.pop("include", None)
     if include is None:
@@ -113,10 +113,11 @@ def load_yaml(
     merged: dict[str, Any] = {}
     for name in names:
         if not isinstance(name, str) or not name:
-            raise ConfigError(str(path), [f"include: expected a file name or a list of them, got {include!r}"], kind)
+            problem = f"include: expected a file name or a list of them, got {include!r}"
+            raise ConfigFileError(str(path), [problem], kind)
         found = (find_include or _relative_include)(name, path)
         if found is None:
-            raise ConfigError(str(path), [f"include: {name!r} not found (relative to {path.parent})"], kind)
+            raise ConfigFileError(str(path), [f"include: {name!r} not found (relative to {path.parent})"], kind)
         merged = deep_merge(merged, load_yaml(found, kind=kind, find_include=find_include, _chain=(*_chain, path)))
     return deep_merge(merged, data)
 

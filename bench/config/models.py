@@ -8,14 +8,17 @@
 * :data:`AsName` and :data:`NameSchema`: ``Annotated`` markers for list entries that may be a bare name
   (``psnr``) or a mapping (``{name: psnr, crop_border: 4}``): the bare name is read as ``{name: ...}`` and the JSON
   Schema says both.
+* :func:`fail_at`: a model validator's cross-field problems, all at once, each at the key it concerns.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -72,3 +75,35 @@ PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
 PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Bool = Annotated[bool, Field(strict=True)]
+
+
+def fail_at(model: str, problems: Sequence[tuple[str, str]]) -> NoReturn:
+    """Raise every cross-field problem of a model validator at once, each at the key it concerns.
+
+    A ``model_validator(mode="after")`` that raises ``ValueError`` reports one problem at the model's own location
+    (``the top level`` for a file's root model). This raises a ``ValidationError`` instead, which pydantic merges into
+    the enclosing validation with each location prefixed, so :func:`bench.config.loader.validate_model` reports
+    ``pairing.lr: ...`` and ``manual: ...`` as separate, located lines.
+
+    Args:
+        model: the model's name (the title of the error).
+        problems: ``(dotted key relative to the model, message)`` pairs; a numeric step is a list index.
+
+    Example::
+
+        @model_validator(mode="after")
+        def _consistent(self):
+            problems = [("scale", "is not one of scales")] if self.scale not in self.scales else []
+            if problems:
+                fail_at(type(self).__name__, problems)
+            return self
+    """
+    errors = [
+        InitErrorDetails(
+            type=PydanticCustomError("value_error", "{message}", {"message": message}),
+            loc=tuple(int(p) if p.isdigit() else p for p in key.split(".")) if key else (),
+            input=None,
+        )
+        for key, message in problems
+    ]
+    raise ValidationError.from_exception_data(model, errors)

@@ -32,7 +32,17 @@ are HR and which LR, how they pair, at which scales, and what may be cited. Layo
 HR grid). Such an LR must then be exactly the HR's size; it is downscaled by MATLAB bicubic to HR/scale and the
 dataset description says so. It is never cropped. With ``false``, an LR must be exactly HR/scale after the modcrop.
 
-The model is self-contained (pydantic v2, frozen, unknown keys refused) so that a schema can be exported from it.
+Declared configuration like the matrices, cards, recipes and the asset manifest: read by
+:func:`bench.config.loader.read_yaml` and validated by :func:`bench.config.loader.validate_model` into frozen pydantic
+models (unknown keys refused with the closest valid one), every problem at once, each at its dotted key
+(``sources.0.sha256``, ``pairing.lr``). A bad manifest raises :class:`ManifestError`, a
+:class:`~bench.errors.ConfigFileError`::
+
+    dataset manifest datasets/div2k-val.yaml: 2 problems
+      - unknown key 'titel' (did you mean 'title'?)
+      - sources.0.sha256: must be 64 lower-case hex digits or 'lock', got 'abc'
+
+``python -m bench schema`` exports the model as ``dataset-manifest.schema.json``.
 """
 
 from __future__ import annotations
@@ -40,26 +50,32 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from bench.config.errors import ConfigFileError
+from bench.config.loader import read_yaml, validate_model
+from bench.config.models import Frozen, fail_at
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PATTERN_FIELD = re.compile(r"\{([a-z]+)\}")
 
 
-class ManifestError(ValueError):
-    """A dataset manifest is malformed; the message names the file and the field."""
+class ManifestError(ConfigFileError):
+    """A dataset manifest is malformed: ``dataset manifest <file>: <key.path>: <message>``, every problem at once
+    (``source`` the file, ``problems`` one line each, as for every :class:`~bench.errors.ConfigFileError`)."""
+
+    kind = "dataset manifest"
+
+    def __init__(self, source: str, problems: list[str] | str) -> None:
+        super().__init__(source, [problems] if isinstance(problems, str) else problems)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SourceFile(_Frozen):
+class SourceFile(Frozen):
     """One archive of a dataset.
 
     Attributes:
@@ -82,21 +98,21 @@ class SourceFile(_Frozen):
     @classmethod
     def _plain_file_name(cls, v: str) -> str:
         if not v or "/" in v or "\\" in v or v in (".", ".."):
-            raise ValueError(f"file must be a plain file name, got {v!r}")
+            raise ValueError(f"must be a plain file name (no '/' or '..'), got {v!r}")
         return v
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^\s/]+/\S*$", v):
-            raise ValueError(f"url must be an http(s) URL, got {v!r}")
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v
 
     @field_validator("sha256")
     @classmethod
     def _sha(cls, v: str) -> str:
         if v != "lock" and not SHA256_RE.match(v):
-            raise ValueError(f"sha256 must be 64 lower-case hex digits or 'lock', got {v!r}")
+            raise ValueError(f"must be 64 lower-case hex digits or 'lock', got {v!r}")
         return v
 
     @field_validator("extract_to")
@@ -104,7 +120,7 @@ class SourceFile(_Frozen):
     def _relative(cls, v: str) -> str:
         parts = Path(v).parts
         if v.startswith(("/", "\\")) or ".." in parts or "\\" in v:
-            raise ValueError(f"extract_to must be a relative folder without '..', got {v!r}")
+            raise ValueError(f"must be a relative folder without '..', got {v!r}")
         return v
 
     @property
@@ -113,7 +129,7 @@ class SourceFile(_Frozen):
         return self.sha256 == "lock"
 
 
-class Pairing(_Frozen):
+class Pairing(Frozen):
     """Which files are HR and LR and how they pair (see the module docstring for the pattern syntax)."""
 
     hr: str | None = None
@@ -139,7 +155,7 @@ class Pairing(_Frozen):
         return v
 
 
-class DatasetManifest(_Frozen):
+class DatasetManifest(Frozen):
     """A validated dataset manifest (``datasets/<name>.yaml``)."""
 
     name: str
@@ -165,55 +181,68 @@ class DatasetManifest(_Frozen):
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError(f"name must be lower-case letters, digits and dashes, got {v!r}")
+            raise ValueError(f"must be lower-case letters, digits and dashes, got {v!r}")
         return v
 
     @field_validator("scales")
     @classmethod
     def _scales(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v or any(s < 1 for s in v) or len(set(v)) != len(v):
-            raise ValueError(f"scales must be distinct positive integers, got {list(v)}")
+            raise ValueError(f"must be distinct positive integers, got {list(v)}")
         return tuple(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetManifest:
+        problems = list(self._cross_field_problems())
+        if problems:
+            fail_at(type(self).__name__, problems)
+        return self
+
+    def _cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        """``(dotted key, message)`` for every rule that ties fields together (all of them, not the first)."""
         if self.scale is not None and self.scale not in self.scales:
-            raise ValueError(f"scale {self.scale} is not one of scales {list(self.scales)}")
+            yield "scale", f"the default scale {self.scale} is not one of scales {list(self.scales)}"
         bad = sorted(set(self.images) - set(self.scales))
         if bad:
-            raise ValueError(f"images: counts given for scales {bad} that are not in scales {list(self.scales)}")
+            yield "images", f"counts given for scales {bad} that are not in scales {list(self.scales)}"
         if self.kind == "embedded":
-            if self.sources or self.pairing is not None:
-                raise ValueError("an embedded dataset has no sources and no pairing (its images ship in packages)")
+            if self.sources:
+                yield "sources", "an embedded dataset has no sources (its images ship in packages)"
+            if self.pairing is not None:
+                yield "pairing", "an embedded dataset has no pairing (its images ship in packages)"
             if not self.embedded_images:
-                raise ValueError("an embedded dataset lists its images in embedded_images")
-            return self
+                yield "embedded_images", "an embedded dataset lists its images here"
+            return
         if self.embedded_images:
-            raise ValueError("embedded_images is only for kind: embedded")
+            yield "embedded_images", "only for kind: embedded"
         if not self.sources:
-            raise ValueError("sources: an archive dataset needs at least one source file")
-        if self.pairing is None:
-            raise ValueError("pairing: an archive dataset needs hr/lr patterns")
+            yield "sources", "an archive dataset needs at least one source file"
         files = [s.file for s in self.sources]
         if len(set(files)) != len(files):
-            raise ValueError(f"sources: file names repeat: {files}")
-        if any(s.url is None for s in self.sources) and not self.manual:
-            raise ValueError("a source without url needs a manual: text saying where to get it")
+            yield "sources", f"file names repeat: {files}"
+        no_url = [s.file for s in self.sources if s.url is None]
+        if no_url and not self.manual:
+            yield "manual", f"sources without url ({', '.join(no_url)}) need a manual: text saying where to get them"
         p = self.pairing
+        if p is None:
+            yield "pairing", "an archive dataset needs hr/lr patterns"
+            return
         if self.ground_truth and p.hr is None:
-            raise ValueError("ground_truth: true needs an hr pattern")
+            yield "pairing.hr", "ground_truth: true needs an hr pattern"
         if not self.ground_truth:
             if p.hr is not None:
-                raise ValueError("ground_truth: false means no hr pattern (LR only); set hr: null")
+                yield "pairing.hr", "ground_truth: false means no hr pattern (LR only); set hr: null"
             if p.lr is None:
-                raise ValueError("ground_truth: false needs an lr pattern")
+                yield "pairing.lr", "ground_truth: false needs an lr pattern"
             if p.lr_at_hr_size:
-                raise ValueError("lr_at_hr_size needs ground truth to be checked against")
+                yield "pairing.lr_at_hr_size", "needs ground truth to be checked against (ground_truth: false)"
         if p.lr_at_hr_size and p.lr is None:
-            raise ValueError("lr_at_hr_size: true needs an lr pattern")
+            yield "pairing.lr", "lr_at_hr_size: true needs an lr pattern"
         if len(self.scales) > 1 and p.lr is not None and "{scale}" not in p.lr:
-            raise ValueError(f"several scales but the lr pattern {p.lr!r} has no {{scale}} to tell them apart")
-        return self
+            yield (
+                "pairing.lr",
+                f"several scales {list(self.scales)} but the pattern {p.lr!r} has no {{scale}} to tell them apart",
+            )
 
     @property
     def default_scale(self) -> int:
@@ -240,26 +269,38 @@ class DatasetManifest(_Frozen):
 
 
 def parse_manifest(data: Any, where: str = "<manifest>") -> DatasetManifest:
-    """Validate a mapping as a :class:`DatasetManifest`; :class:`ManifestError` names ``where`` and each bad field."""
-    if not isinstance(data, dict):
-        raise ManifestError(f"{where}: expected a mapping, got {type(data).__name__}")
-    try:
-        return DatasetManifest.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ManifestError(f"{where}: {problems}") from None
+    """Validate a mapping (the parsed YAML) as a :class:`DatasetManifest`.
+
+    Raises:
+        ManifestError: every problem at once under the file ``where``, each as ``<dotted key>: <message>`` (an unknown
+            key with the closest valid one).
+    """
+    if not isinstance(data, Mapping):
+        raise ManifestError(where, f"the top level must be a mapping of keys, got {type(data).__name__}")
+    manifest, problems = validate_model(DatasetManifest, data)
+    if problems or manifest is None:
+        raise ManifestError(where, problems)
+    return manifest
 
 
 def load_manifest(path: str | Path) -> DatasetManifest:
-    """Read and validate one manifest file; its ``name`` must equal the file's stem."""
+    """Read and validate one manifest file; its ``name`` must equal the file's stem (reported with the others).
+
+    Raises:
+        ManifestError: unreadable, not UTF-8, not YAML, or invalid (every problem, located).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{path}: not valid YAML: {exc}") from None
-    manifest = parse_manifest(data, str(path))
-    if manifest.name != path.stem:
-        raise ManifestError(f"{path}: name {manifest.name!r} differs from the file name (expected {path.stem!r})")
+        data = read_yaml(path, kind=ManifestError.kind)
+    except ConfigFileError as exc:
+        raise ManifestError(exc.source, exc.problems) from exc
+    name = data.get("name")
+    stem = [] if not isinstance(name, str) or name == path.stem else [
+        f"name: {name!r} differs from the file name (expected {path.stem!r}, or rename the file)"
+    ]  # fmt: skip
+    manifest, problems = validate_model(DatasetManifest, data)
+    if stem or problems or manifest is None:
+        raise ManifestError(str(path), stem + problems)
     return manifest
 
 
@@ -276,7 +317,7 @@ def load_manifests(folder: str | Path) -> tuple[dict[str, DatasetManifest], dict
     for path in manifest_paths(folder):
         try:
             m = load_manifest(path)
-        except (ManifestError, OSError) as exc:
+        except ManifestError as exc:
             bad[path.name] = str(exc)
             continue
         good[m.name] = m
@@ -284,5 +325,5 @@ def load_manifests(folder: str | Path) -> tuple[dict[str, DatasetManifest], dict
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON schema of a manifest (for editors and a future ``bench schema``)."""
+    """The JSON schema of a manifest (``python -m bench schema`` writes it as ``dataset-manifest.schema.json``)."""
     return DatasetManifest.model_json_schema()

@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from bench.config.errors import ConfigError
+from bench.config.errors import ConfigFileError
 from bench.config.loader import read_yaml, validate_model
 from bench.methods import ADAPTERS
 from bench.methods.base import Capabilities, Method
@@ -75,7 +75,7 @@ _RESERVED_ARGS = frozenset({"checkpoint", "state_dict", "fetch", "tile", "tile_o
 AUTO = "auto"  # ``args.sigma: auto``: the value is chosen per condition (see the module docstring)
 
 
-class CardError(ConfigError):
+class CardError(ConfigFileError):
     """A method card that does not parse or validate; the message names the file and every bad key."""
 
     kind = "method card"
@@ -367,7 +367,7 @@ def parse_card(path: str | Path) -> MethodCard:
     path = Path(path)
     try:
         data = read_yaml(path, kind=CardError.kind)
-    except ConfigError as exc:
+    except ConfigFileError as exc:
         raise CardError(exc.source, exc.problems) from exc
     spec, problems = validate_model(CardFile, data)
     problems = [

@@ -100,7 +100,7 @@ from typing import Any
 from pydantic import Field
 
 from bench.config.epsilon import format_epsilon, parse_epsilon
-from bench.config.errors import ConfigError
+from bench.config.errors import ConfigFileError
 from bench.config.loader import apply_overrides, load_yaml, parse_set, set_dotted, validate_model
 from bench.config.models import Frozen
 from bench.runner.matrix_spec import DEFAULT_ATTACK_LOSS, NO_ATTACK, MatrixFile
@@ -137,7 +137,7 @@ __all__ = [
 ]
 
 
-class MatrixError(ConfigError):
+class MatrixError(ConfigFileError):
     """A matrix file that cannot be used; the message names the file and lists every problem found."""
 
     kind = "matrix"
@@ -499,7 +499,7 @@ def read_matrix_file(path: Path) -> dict[str, Any]:
     """Read a matrix YAML and resolve its ``include:`` chain (relative to the file, or a packaged name)."""
     try:
         return load_yaml(path, kind="matrix", find_include=_find_include)
-    except ConfigError as exc:
+    except ConfigFileError as exc:
         raise MatrixError(exc.source, exc.problems) from exc
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config.errors import ConfigError
+from bench.config.errors import ConfigFileError
 from bench.config.loader import deep_merge, load_yaml, parse_set, set_dotted, validate_model
 from bench.paths import PACKAGE_DIR
 from bench.seeding import canonical_json
@@ -62,7 +62,7 @@ RECIPES_DIR = PACKAGE_DIR / "train" / "recipes"
 RECIPE_SUFFIXES = (".yaml", ".yml")
 
 
-class RecipeError(ConfigError):
+class RecipeError(ConfigFileError):
     """A recipe that does not parse or validate; the message names the file and every bad key."""
 
     kind = "recipe"
@@ -128,7 +128,7 @@ def _find_include(name: str, including: Path) -> Path | None:
 def _read_with_includes(path: Path) -> dict[str, Any]:
     try:
         return load_yaml(path, kind=RecipeError.kind, find_include=_find_include)
-    except ConfigError as exc:
+    except ConfigFileError as exc:
         raise RecipeError(exc.source, exc.problems) from exc
 
 

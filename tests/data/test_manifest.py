@@ -18,6 +18,7 @@ from bench.data.manifest import (
     load_manifests,
     parse_manifest,
 )
+from bench.errors import ConfigFileError
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
@@ -146,3 +147,69 @@ def test_file_name_must_match(tmp_path) -> None:
     (tmp_path / "bad.yaml").write_text("name: [", encoding="utf-8")
     good, bad = load_manifests(tmp_path)
     assert good == {} and set(bad) == {"other.yaml", "bad.yaml"}
+
+
+# ---- through the shared configuration loader: located problems, did-you-mean, every problem at once ------------------
+
+
+def _write(tmp_path: Path, data: dict, name: str = "div2k-val") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_typoed_key_names_file_key_and_closest(tmp_path) -> None:
+    data = _base()
+    data["licence"] = data.pop("license")
+    path = _write(tmp_path, data)
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    # one problem (the missing 'license' is the typo's, not reported twice), one line with the file
+    assert err.value.problems == ["unknown key 'licence' (did you mean 'license'?)"]
+    assert str(err.value) == f"dataset manifest {path}: unknown key 'licence' (did you mean 'license'?)"
+    assert isinstance(err.value, ConfigFileError) and isinstance(err.value, ValueError)
+
+
+def test_bad_sha256_is_located_at_its_source(tmp_path) -> None:
+    data = _base()
+    data["sources"][0]["sha256"] = data["sources"][0]["sha256"].upper()
+    with pytest.raises(ManifestError) as err:
+        load_manifest(_write(tmp_path, data))
+    (line,) = err.value.problems
+    assert line.startswith("sources.0.sha256: must be 64 lower-case hex digits or 'lock', got '20DD31FD")
+
+
+def test_two_problems_are_reported_at_once(tmp_path) -> None:
+    data = _base(split="dev")
+    data["pairing"]["hrr"] = data["pairing"].pop("hr")
+    path = _write(tmp_path, data)
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    assert sorted(err.value.problems) == [
+        "split: Input should be 'train', 'val' or 'test', got 'dev'",
+        "unknown key 'pairing.hrr' (did you mean 'pairing.hr'?)",
+    ]
+    assert str(err.value).startswith(f"dataset manifest {path}: 2 problems\n  - ")
+
+
+def test_cross_field_problems_are_each_located(tmp_path) -> None:
+    """Rules that tie fields together are reported together, each at its key (not at 'the top level')."""
+    data = _base(ground_truth=False, scale=8, sources=[{"file": "a.zip", "url": None, "sha256": "lock"}])
+    with pytest.raises(ManifestError) as err:
+        load_manifest(_write(tmp_path, data, "other"))
+    assert err.value.problems == [
+        "name: 'div2k-val' differs from the file name (expected 'other', or rename the file)",
+        "scale: the default scale 8 is not one of scales [2, 3, 4]",
+        "manual: sources without url (a.zip) need a manual: text saying where to get them",
+        "pairing.hr: ground_truth: false means no hr pattern (LR only); set hr: null",
+        "pairing.lr: ground_truth: false needs an lr pattern",
+    ]
+
+
+def test_unreadable_manifests_name_the_file(tmp_path) -> None:
+    (tmp_path / "div2k-val.yaml").write_bytes(b"name: div2k-val\ntitle: \xff\n")
+    with pytest.raises(ManifestError, match=r"dataset manifest .*div2k-val\.yaml: not UTF-8 text"):
+        load_manifest(tmp_path / "div2k-val.yaml")
+    (tmp_path / "div2k-val.yaml").write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="the top level must be a mapping of keys, got list"):
+        load_manifest(tmp_path / "div2k-val.yaml")
