@@ -1,9 +1,11 @@
 """Datasets, the embedded default images and MATLAB-compatible resizing."""
 
 from bench.data.base import Dataset, Sample
-from bench.registry import Registry
+from bench.data.registry import DatasetRegistry
 
-DATASETS: Registry = Registry("dataset", modules=("bench.data.embedded", "bench.data.folder", "bench.data.catalog"))
+#: Datasets registered in code (embedded images, folders) and the current project's manifest datasets, resolved on
+#: lookup (:mod:`bench.data.registry`, :mod:`bench.data.catalog`).
+DATASETS: DatasetRegistry = DatasetRegistry("dataset", modules=("bench.data.embedded", "bench.data.folder"))
 
 __all__ = ["DATASETS", "Dataset", "Sample", "build_dataset"]
 

@@ -1,9 +1,12 @@
-"""The manifest datasets as :class:`~bench.data.base.Dataset` objects, registered in :data:`bench.data.DATASETS`.
+"""The manifest datasets as :class:`~bench.data.base.Dataset` objects, resolved through :data:`bench.data.DATASETS`.
 
-Every valid ``datasets/*.yaml`` of kind ``archive`` is registered under its name when the registry loads, so a
-matrix entry ``{name: div2k-val}`` and ``bench train --data div2k-train`` resolve through the manifest. Building a
-dataset that is not fetched raises :class:`~bench.data.store.DatasetNotReadyError` (a ``FileNotFoundError``) whose
-message is the exact fetch command. (The embedded manifests describe datasets that ``bench.data.embedded`` registers.)
+Every valid ``datasets/*.yaml`` of kind ``archive`` of the *current* project is a dataset of that name: the registry
+(:class:`bench.data.registry.DatasetRegistry`) asks :func:`project_catalog` on every lookup that misses the
+code-registered names, so a matrix entry ``{name: div2k-val}`` and ``bench train --data div2k-train`` resolve
+through the manifest of the project in use at that moment. The catalog of a folder is cached and re-read when one of
+its manifests is added, removed or edited. Building a dataset that is not fetched raises
+:class:`~bench.data.store.DatasetNotReadyError` (a ``FileNotFoundError``) whose message is the exact fetch command.
+(The embedded manifests describe datasets that ``bench.data.embedded`` registers.)
 
 Samples: ``hr`` (3, H, W) float32 in [0, 1] modcropped to the scale (``None`` without ground truth); ``lr``
 (3, H/scale, W/scale) when the set ships its LR, ``None`` when the runner synthesises it by MATLAB bicubic. An image
@@ -14,12 +17,12 @@ reason (see :mod:`bench.data.pairing`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.data import DATASETS
 from bench.data.base import Dataset, Sample
-from bench.data.manifest import DatasetManifest, load_manifests
+from bench.data.manifest import DatasetManifest, load_manifests, manifest_paths
 from bench.data.pairing import PairingError, PairingFailure, ScanResult, center_crop_pair, check_entry, load_entry, scan
 
 logger = logging.getLogger(__name__)
@@ -115,34 +118,78 @@ def build_manifest_dataset(name: str, scale: int | None = None, crop: int | None
     return ManifestDataset(manifest, store.require_ready(name), scale=scale, crop=crop)
 
 
-def _factory(manifest: DatasetManifest):
+def _factory(manifest: DatasetManifest, folder: Path) -> Callable[..., ManifestDataset]:
+    """The registry's factory of ``manifest`` (read from ``folder``): ``factory(scale=None, crop=None)``."""
+
     def factory(scale: int | None = None, crop: int | None = None) -> ManifestDataset:
-        return build_manifest_dataset(manifest.name, scale=scale, crop=crop)
+        from bench.data.store import DatasetStore
+
+        return build_manifest_dataset(manifest.name, scale=scale, crop=crop, store=DatasetStore(manifest_dir=folder))
 
     factory.__name__ = manifest.name.replace("-", "_")
     factory.scales = tuple(manifest.scales)  # read by the matrix checks: a scale the manifest lacks is refused early
     factory.ground_truth = manifest.ground_truth  # ... and sigma selection (full-reference) on a set without HR
-    factory.__doc__ = f"{manifest.title} (manifest datasets/{manifest.name}.yaml; {manifest.fetch_command()})."
+    factory.manifest = manifest
+    factory.__doc__ = f"{manifest.title} (manifest {folder / manifest.name}.yaml; {manifest.fetch_command()})."
     return factory
 
 
-def register_manifests(folder: str | Path | None = None) -> list[str]:
-    """Register every valid archive manifest of ``folder`` (default: the project's ``datasets/``) not yet known."""
+@dataclass(frozen=True)
+class ProjectCatalog:
+    """The archive manifests of one ``datasets/`` folder, as registry factories.
+
+    Attributes:
+        folder: the manifests' folder.
+        factories: dataset name (as the manifest spells it) -> factory ``(scale=None, crop=None) -> ManifestDataset``.
+        invalid: file name -> the one-line-per-problem error of each manifest that does not validate.
+    """
+
+    folder: Path
+    factories: dict[str, Callable[..., ManifestDataset]] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+_CATALOGS: dict[Path, tuple[tuple, ProjectCatalog]] = {}  # folder -> (its manifests' signature, catalog)
+
+
+def _signature(folder: Path) -> tuple:
+    """What a change of the folder's manifests changes: each file's name, mtime and size."""
+    out = []
+    for path in manifest_paths(folder):
+        try:
+            st = path.stat()
+        except OSError:  # removed between the listing and the stat: the next lookup sees it gone
+            continue
+        out.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def project_catalog(folder: str | Path | None = None) -> ProjectCatalog:
+    """The catalog of ``folder`` (default: the current project's ``datasets/``, :func:`bench.paths.datasets_dir`).
+
+    Read once per state of the folder: adding, removing or editing a manifest is seen by the next call. Invalid
+    manifests are logged (once per state) and left out; :attr:`ProjectCatalog.invalid` says why.
+    """
     from bench.paths import datasets_dir
 
-    manifests, invalid = load_manifests(folder if folder is not None else datasets_dir())
+    folder = Path(folder if folder is not None else datasets_dir()).expanduser().resolve()
+    signature = _signature(folder)
+    cached = _CATALOGS.get(folder)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    manifests, invalid = load_manifests(folder)
     for file, error in invalid.items():
-        logger.warning("dataset manifest %s is invalid and not registered: %s", file, error)
-    done = []
-    for name, m in manifests.items():
-        if m.kind != "archive":
-            continue
-        try:
-            DATASETS.register(name)(_factory(m))
-        except ValueError:  # already registered (a module's own dataset of that name wins)
-            continue
-        done.append(name)
-    return done
+        logger.warning("dataset manifest %s is invalid and not available: %s", file, " ".join(error.split()))
+    factories = {name: _factory(m, folder) for name, m in sorted(manifests.items()) if m.kind == "archive"}
+    catalog = ProjectCatalog(folder, factories, invalid)
+    _CATALOGS[folder] = (signature, catalog)
+    return catalog
 
 
-register_manifests()
+def register_manifests(folder: str | Path | None = None) -> list[str]:
+    """The archive dataset names of ``folder``'s manifests (default: the current project's).
+
+    Kept for callers of the former eager registration: nothing needs registering any more, the registry resolves the
+    current project's manifests on lookup (see the module docstring). This reads (and caches) ``folder``'s catalog.
+    """
+    return sorted(project_catalog(folder).factories)

@@ -64,9 +64,6 @@ def project(tmp_path, monkeypatch, server, isolated_home):
         (methods / f"bicubic-x{s}.yaml").write_text(card)
     monkeypatch.setenv("BENCH_PROJECT", str(root))
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
-    from bench.data.catalog import register_manifests
-
-    register_manifests(root / "datasets")  # the registry may have loaded under another test's $BENCH_PROJECT
     return root
 
 

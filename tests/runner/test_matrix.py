@@ -114,10 +114,7 @@ def test_unknown_packaged_matrix_suggests():
 
 @pytest.mark.parametrize("name", available_matrices())
 def test_packaged_matrices_validate(name, monkeypatch):
-    monkeypatch.delenv("BENCH_PROJECT", raising=False)
-    from bench.data.catalog import register_manifests
-
-    register_manifests()  # the project's manifests (the registry may have loaded under another test's project)
+    monkeypatch.delenv("BENCH_PROJECT", raising=False)  # the checkout's methods and manifests
     m = load_matrix(name)
     assert m.name == name
     assert m.scale == 4 and m.metrics and m.conditions

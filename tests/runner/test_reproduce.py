@@ -41,11 +41,8 @@ TABLE_DATASETS = {
 
 @pytest.fixture(autouse=True)
 def _project_manifests(monkeypatch):
-    """The project's manifests registered (the registry may have been loaded under another test's project)."""
-    from bench.data.catalog import register_manifests
-
+    """The checkout's cards and manifests (the registry resolves the current project's on each lookup)."""
     monkeypatch.delenv("BENCH_PROJECT", raising=False)
-    register_manifests(REPO / "datasets")
 
 
 # -------------------------------------------------------------------------------------------- matrices, dry run
