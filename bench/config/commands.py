@@ -1,9 +1,8 @@
 """``python -m bench schema``: JSON Schemas of the configuration files, and a full check of given files.
 
 ``schema [--out DIR]`` writes ``matrix.schema.json``, ``method-card.schema.json``, ``training-recipe.schema.json``,
-``asset-manifest.schema.json`` (and ``dataset-manifest.schema.json`` when that model is available) into DIR (default
-``schemas/`` of the project)
-and prints the ``yaml.schemas`` editor setting that maps them to the project's files. ``schema --check FILE ...``
+``dataset-manifest.schema.json`` and ``asset-manifest.schema.json`` into DIR (default ``schemas/`` of the project) and
+prints the ``yaml.schemas`` editor setting that maps them to the project's files. ``schema --check FILE ...``
 validates files as the commands would (registries and method cards included) and prints every problem with the file,
 the dotted key and the closest valid name; exit code 1 when a file has a problem.
 """

@@ -45,7 +45,7 @@ from pathlib import Path
 from bench.assets.download import download, sha256_file
 from bench.assets.errors import AssetError, ChecksumError
 from bench.data.extract import UnsafeArchiveError, copy_tree, extract_archive
-from bench.data.manifest import DatasetManifest, SourceFile, load_manifests
+from bench.data.manifest import DatasetManifest, SourceFile, load_manifest, load_manifests
 from bench.data.pairing import scan
 
 logger = logging.getLogger(__name__)
@@ -186,8 +186,14 @@ class DatasetStore:
 
     # ------------------------------------------------------------------------------------------------- lookup
     def get(self, name: str) -> DatasetManifest:
+        """The manifest of ``name``; its :class:`~bench.data.manifest.ManifestError` (every problem) when it is
+        invalid; ``KeyError`` with the nearest names when there is none."""
         if name in self.manifests:
             return self.manifests[name]
+        if f"{name}.yaml" in self.invalid:
+            load_manifest(self.manifest_dir / f"{name}.yaml")  # raises the located problems (or it was fixed since)
+            self.manifests, self.invalid = load_manifests(self.manifest_dir)
+            return self.get(name)
         close = difflib.get_close_matches(name, list(self.manifests), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"no dataset manifest {name!r} in {self.manifest_dir}.{hint} Known: {', '.join(self.manifests)}")

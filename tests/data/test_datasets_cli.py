@@ -80,3 +80,19 @@ def test_invalid_manifest_is_listed(project, capsys) -> None:
     (project / "datasets" / "broken.yaml").write_text("name: broken\n", encoding="utf-8")
     assert main(["datasets", "list"]) == 1
     assert "INVALID broken.yaml" in capsys.readouterr().out
+
+
+def test_invalid_manifest_names_every_problem_with_its_key(project, capsys) -> None:
+    """``info``/``fetch`` of an invalid manifest: one error line with the file and each located problem."""
+    text = (project / "datasets" / "div2k-val.yaml").read_text(encoding="utf-8")
+    text = text.replace("title:", "titel:").replace("split: val", "split: dev")
+    (project / "datasets" / "div2k-val.yaml").write_text(text, encoding="utf-8")
+    for command in (["datasets", "info", "div2k-val"], ["datasets", "fetch", "div2k-val"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert (
+            len(err) == 1 and err[0].startswith("error: dataset manifest ") and "div2k-val.yaml: 2 problems" in err[0]
+        )
+        assert "unknown key 'titel' (did you mean 'title'?)" in err[0] and "split: Input should be" in err[0]
+    assert main(["datasets", "list"]) == 1
+    assert "INVALID div2k-val.yaml: dataset manifest" in capsys.readouterr().out
