@@ -174,3 +174,37 @@ def test_union_members_are_not_keys_and_tag_errors_name_the_tags() -> None:
     assert strip_union_tags(_Sources, ("sources", 0, "url", "files", 1)) == ("sources", 0, "files", 1)
     assert strip_union_tags(_Smart, ("source", "_Pypi", "package")) == ("source", "package")
     assert strip_union_tags(_Smart, ("source",)) == ("source",)
+
+
+def test_fail_at_reports_every_cross_field_problem_at_its_key() -> None:
+    """A model validator's problems come out one per key, under the list entry's name (not 'the top level')."""
+    from pydantic import model_validator
+
+    from bench.config.models import fail_at
+
+    class Entry(Frozen):
+        name: str
+        low: int = 0
+        high: int = 1
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Entry:
+            problems = []
+            if self.low >= self.high:
+                problems.append(("high", f"must be above low ({self.low}), got {self.high}"))
+            if self.low < 0:
+                problems.append(("low", "must be >= 0 (with {braces} kept as written)"))
+            if problems:
+                fail_at(type(self).__name__, problems)
+            return self
+
+    class File(Frozen):
+        entries: list[Entry]
+
+    data = {"entries": [{"name": "ok"}, {"name": "bad", "low": -1, "high": -2}]}
+    model, problems = validate_model(File, data)
+    assert model is None
+    assert problems == [
+        "entries.bad.high: must be above low (-1), got -2",
+        "entries.bad.low: must be >= 0 (with {braces} kept as written)",
+    ]
