@@ -15,6 +15,9 @@ A run directory holds ``run.json``, one :class:`RunInfo` (``version`` :data:`RUN
   sampled, per image the samples' generator seeds, the forward passes and, when the outputs are stored, the
   ``sha256`` of the image's stored samples; :mod:`bench.runner.stages.sample`);
 * ``outputs``: the stored SR outputs (``outputs/<key>.safetensors``) when the matrix has ``store_outputs: true``;
+* ``outputs_tensors``: each tensor of that file, its shape and SHA-256 (``{"sr/<image>": {"shape": [1, 3, H, W],
+  "sha256": hex}, "x/<image>": ..., ...}``, :func:`bench.runner.stages.outputs.describe`), checked before a metric
+  added later is scored on them;
 * ``error``/``fix``: why a cell failed as a whole and the command that repairs it (a missing checkpoint, say).
 
 Versions: 1 is the format before this module (no ``version`` field, no ``metric_specs`` nor ``gallery``; the cell key
@@ -32,6 +35,10 @@ precision the method actually ran in and the accuracy guard's measurement, :mod:
 came without a version bump either: rows of older cells lack them and read as missing (None), never as a wrong
 number. The same holds for the surrogate's columns (:data:`SURROGATE_PRECISION_COLUMNS`: ``surrogate_precision``,
 ``surrogate_precision_delta_db``, ``surrogate_precision_fallback``), set on the rows of transfer attacks.
+
+``outputs_tensors`` came without a version bump: a cell stored before it (``outputs`` set, no checksums) reads as
+*unverified* -- its outputs are never scored; a metric added to it is computed by running the method again, which
+writes the outputs again with their checksums. A value that is not a mapping reads as absent (unverified).
 
 The attack mode is the :class:`AttackMode` enum (a ``str`` enum: JSON holds its value, ``"white-box"``...).
 
@@ -246,6 +253,7 @@ class CellPayload:
     smoothing: dict[str, Any] | None = None
     gallery: list[GalleryEntry] = field(default_factory=list)
     outputs: str | None = None
+    outputs_tensors: dict[str, dict[str, Any]] | None = None
     error: str | None = None
     fix: str | None = None
     version: int = SCHEMA_VERSION
@@ -272,6 +280,7 @@ class CellPayload:
             "smoothing": self.smoothing,
             "gallery": [g.as_dict() for g in self.gallery],
             "outputs": self.outputs,
+            "outputs_tensors": self.outputs_tensors,
             "error": self.error,
             "fix": self.fix,
             "sr_space": self.sr_space,
@@ -315,6 +324,7 @@ class CellPayload:
                 smoothing=data.get("smoothing"),
                 gallery=[GalleryEntry.from_dict(g) for g in data.get("gallery") or []],
                 outputs=data.get("outputs"),
+                outputs_tensors=_checksums(data.get("outputs_tensors")),
                 error=data.get("error"),
                 fix=data.get("fix"),
                 version=version,
@@ -324,6 +334,12 @@ class CellPayload:
             raise SchemaError(
                 f"{source}: not a results cell of version {version} ({type(exc).__name__}: {exc})"
             ) from exc
+
+
+def _checksums(value: Any) -> dict[str, Any] | None:
+    """A cell's ``outputs_tensors`` as stored, ``None`` (unverified) when absent or not a mapping; an entry that is
+    not a shape and a checksum is refused when the outputs are read (:func:`bench.runner.stages.outputs.verify`)."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else None
 
 
 #: The ``run.json`` format this code writes; :meth:`RunInfo.from_dict` reads the versions of :data:`RUN_READABLE`.

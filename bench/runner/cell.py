@@ -142,7 +142,7 @@ class CellEvaluator:
         if status != STATUS_OK:
             payload.error = f"{n_failed} failure rows"
         elif self.matrix.store_outputs and state.outputs:
-            payload.outputs = self.outputs.write(cell.key, state.outputs)
+            payload.outputs, payload.outputs_tensors = self.outputs.write(cell.key, state.outputs)
         if cell.threat.attacked:
             payload.attack = {"threat": cell.threat.identity(), "label": cell.threat.label(), "batches": state.attacks}
         if caps.smoothed:

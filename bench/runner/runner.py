@@ -19,9 +19,11 @@ gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.
 
 Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
 another spec for it) computes only that metric -- from the stored SR outputs when the matrix has
-``store_outputs: true`` (no model runs), else by running the method again; a metric dropped from the matrix is
-dropped from the cell. SR-space columns (matrix ``sr_space:``, :mod:`bench.runner.stages.sample`) are metrics in this
-sense too: one missing from a stored cell is scored on the samples the cell stored, once they pass the checks of
+``store_outputs: true`` (no model runs; only once they match the shape and SHA-256 of each tensor their cell
+records, else -- a cell stored before those checksums, a truncated or altered file -- by running the method again,
+the log saying why), else by running the method again; a metric dropped from the matrix is dropped from the cell.
+SR-space columns (matrix ``sr_space:``, :mod:`bench.runner.stages.sample`) are metrics in this sense too: one
+missing from a stored cell is scored on the samples the cell stored, once they pass the checks of
 :func:`bench.runner.stages.rescore.stored_samples` (count, shapes, sample 0, the recorded checksum); samples that
 were not stored, were lost or fail a check are drawn again from their seeds by running the method, and the log says
 why. A cell with any failure row is stored ``failed`` and computed again by the next run.
@@ -454,7 +456,8 @@ class Runner:
         columns = [m for m in missing if m in self.sr_space.specs]
         found = stored_inputs(self.outputs, stored, columns, n, stochastic, self.device)
         if isinstance(found, str):
-            log = logger.warning if stored.outputs else logger.info  # lost or damaged, or never stored
+            damaged = stored.outputs and stored.outputs_tensors is not None  # else never stored, or unverified
+            log = logger.warning if damaged else logger.info
             log("%s: %s; running the method again for %s", cell.label(), found, ", ".join(missing))
             return None
         args = (self.metrics, self.metric_specs, found.tensors, self.dataset(cell), self.matrix.scale, self.device)

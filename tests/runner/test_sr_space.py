@@ -282,9 +282,9 @@ def _damage(path: Path, how: str) -> str:
     if how == "altered":  # one sample changed, shape kept: only the checksum can tell
         tensors["samples/img1"][2, 0, 0, 0] += 1.0 / 255.0
         message = "samples/img1 does not match the checksum its cell records"
-    else:  # a sample dropped
+    else:  # a sample dropped: the file's tensor no longer has the shape its cell records
         tensors["samples/img1"] = tensors["samples/img1"][:2].contiguous()
-        message = "samples/img1 holds (2, 3, 64, 64), expected (3, 3, 64, 64)"
+        message = "samples/img1 holds (2, 3, 64, 64), its cell records (3, 3, 64, 64)"
     save_file(tensors, str(path))
     return message
 

@@ -7,13 +7,20 @@ computed alone -- from the stored outputs (:mod:`.outputs`, no model runs) by :f
 the cell again for those metrics only and merging with :func:`merge`. Metrics dropped from the matrix are dropped
 from the cell.
 
+Nothing is scored on unverified data: the stored outputs serve only when the cell records the shape and SHA-256 of
+each of their tensors (``outputs_tensors``) and the file matches them (:meth:`~.outputs.OutputStore.read`: every
+recorded tensor there, none other, each float32 with its shape and checksum; a truncated file does not load). A
+cell stored before those
+checksums is *unverified*: its outputs are not read and the added metric is computed by running the method again
+(which stores the outputs again, with checksums). Outputs that are missing or fail a check likewise: the runner
+logs the one-line reason and runs the method.
+
 SR-space columns (:mod:`.sample`) are such metrics too: a column added to a stored cell is scored on the samples the
 cell stored (``samples/<image>``; a deterministic method's one sample is ``sr/<image>``) once
 :func:`stored_samples` has verified them -- one tensor per image, ``n`` samples of the SR output's shape, sample 0
 equal to the stored SR output, as many recorded seeds as samples, and the SHA-256 the cell's ``sr_space`` section
-records (cells stored before the checksum: count and shapes only). Samples that are missing or fail a check are
-drawn again by running the method (the runner logs why). The values equal a full recompute's exactly: the score
-sees the same float32 tensors.
+records. Samples that are missing or fail a check are drawn again by running the method (the runner logs why). The
+values equal a full recompute's exactly: the score sees the same float32 tensors.
 """
 
 from __future__ import annotations
@@ -159,12 +166,15 @@ def stored_inputs(
     device: torch.device,
 ) -> StoredInputs | str:
     """The stored outputs of ``stored`` (and, for the SR-space ``columns``, its verified samples: ``samples`` per
-    image when ``stochastic``), or why they cannot serve: not stored, the file missing or unreadable, a check of
-    :func:`check_outputs` or :func:`stored_samples` failing."""
+    image when ``stochastic``), or why they cannot serve: not stored, no checksums recorded (a cell stored before
+    them), the file missing or unreadable, a tensor missing, unrecorded or unlike its record
+    (:func:`~.outputs.verify`), a check of :func:`check_outputs` or :func:`stored_samples` failing."""
     if not stored.outputs:
         return "its outputs were not stored (store_outputs: false)"
+    if stored.outputs_tensors is None:
+        return f"{outputs.relpath(stored.key)} is unverified (its cell, stored before checksums, records none)"
     try:
-        tensors = outputs.read(stored.key, device)
+        tensors = outputs.read(stored.key, device, stored.outputs_tensors)
     except ValueError as exc:
         return str(exc)
     if tensors is None:
