@@ -19,13 +19,14 @@ The precision actually used is :attr:`GuardedMethod.precision` (``"fp32"``, ``"b
 Modes: ``"auto"`` (default) uses the fast path on CUDA only and plain fp32 elsewhere; ``"bf16"`` asks for it on any
 device (CPU autocast supports bf16: that is how the guard is tested without a GPU); ``"fp32"`` never uses it.
 
-``compile=True`` runs the fast forward through ``torch.compile`` (inductor); the calibration then measures the
-compiled output against fp32, so the guard checks what runs. A compile that fails -- at the calibration or later, when
-a new input shape recompiles -- never stops a run: the wrapper falls back to the eager fast path
-(``bf16+channels_last``), and the decision records it (``precision`` without ``+compile``, ``requested`` with it,
-``fallback`` starting with :data:`COMPILE_FAILED` and the error). :attr:`GuardedMethod.stamp_version` counts such
-changes so that a caller can tell that a decision moved while it was running (the runner then computes the cell again,
-so that one cell's rows are all stamped with what ran).
+``compile=True`` runs the fast forward through ``torch.compile`` (inductor, ``dynamic=True``: one graph serves every
+image height and width -- the calibration crop's compile is the one a batch of 1 uses at any size; a batch > 1
+compiles once more); the calibration then measures the compiled output against fp32, so the guard checks what runs. A
+compile that fails -- at the calibration or later, when a new input shape recompiles -- never stops a run: the wrapper
+falls back to the eager fast path (``bf16+channels_last``), and the decision records it (``precision`` without
+``+compile``, ``requested`` with it, ``fallback`` starting with :data:`COMPILE_FAILED` and the error).
+:attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while it was
+running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
 
 Example::
 
@@ -240,7 +241,7 @@ class GuardedMethod(Method):
         if self.compiling:
             try:
                 if self._compiled is None:
-                    self._compiled = torch.compile(self.wrapped)
+                    self._compiled = torch.compile(self.wrapped, dynamic=True)
                 with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
                     out = self._compiled(lr, generator)
                 return out.float().contiguous()
