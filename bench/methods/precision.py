@@ -19,14 +19,14 @@ The precision actually used is :attr:`GuardedMethod.precision` (``"fp32"``, ``"b
 Modes: ``"auto"`` (default) uses the fast path on CUDA only and plain fp32 elsewhere; ``"bf16"`` asks for it on any
 device (CPU autocast supports bf16: that is how the guard is tested without a GPU); ``"fp32"`` never uses it.
 
-``compile=True`` runs the fast forward through ``torch.compile`` (inductor, ``dynamic=True``: one graph serves every
-image height and width -- the calibration crop's compile is the one a batch of 1 uses at any size; a batch > 1
-compiles once more); the calibration then measures the compiled output against fp32, so the guard checks what runs. A
-compile that fails -- at the calibration or later, when a new input shape recompiles -- never stops a run: the wrapper
-falls back to the eager fast path (``bf16+channels_last``), and the decision records it (``precision`` without
-``+compile``, ``requested`` with it, ``fallback`` starting with :data:`COMPILE_FAILED` and the error).
-:attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while it was
-running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
+``compile=True`` runs the fast forward through ``torch.compile`` (inductor, ``dynamic=True`` without duck sizing: one
+graph serves every image height and width -- the calibration crop's compile is the one a batch of 1 uses at any size;
+a batch > 1 compiles once more); the calibration then measures the compiled output against fp32, so the guard checks
+what runs. A compile that fails -- at the calibration or later, when a new input shape recompiles -- never stops a
+run: the wrapper falls back to the eager fast path (``bf16+channels_last``), and the decision records it
+(``precision`` without ``+compile``, ``requested`` with it, ``fallback`` starting with :data:`COMPILE_FAILED` and the
+error). :attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while
+it was running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
 
 Example::
 
@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -104,6 +105,17 @@ def calibration_pair(scale: int = 4, size: int = CALIBRATION_HR) -> tuple[torch.
 def fast_path_name(channels_last: bool, compile: bool) -> str:
     """The precision label of the fast path: ``bf16`` plus its options, e.g. ``bf16+channels_last``."""
     return "+".join(["bf16"] + (["channels_last"] if channels_last else []) + (["compile"] if compile else []))
+
+
+def _separate_sizes() -> contextlib.AbstractContextManager:
+    """Dynamic shapes with one symbol per size (no "duck" sizing): the square calibration crop's graph must not
+    assume height == width, or the first non-square image would compile again. A no-op where the option is gone."""
+    try:
+        from torch.fx.experimental import _config as shape_config
+
+        return shape_config.patch(use_duck_shape=False)
+    except (ImportError, AttributeError):
+        return contextlib.nullcontext()
 
 
 class GuardedMethod(Method):
@@ -242,7 +254,7 @@ class GuardedMethod(Method):
             try:
                 if self._compiled is None:
                     self._compiled = torch.compile(self.wrapped, dynamic=True)
-                with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
+                with _separate_sizes(), torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
                     out = self._compiled(lr, generator)
                 return out.float().contiguous()
             except Exception as exc:  # any compiler error: the eager fast path, recorded

@@ -207,3 +207,17 @@ def test_compiled_bf16_equals_the_eager_bf16_output_on_cpu() -> None:
     err_bf16 = (out_eager - out_fp32).abs().max().item()
     assert err_compiled <= max(2 * err_bf16, 1e-3)  # fused kernels round differently, not by more than bf16 does
     assert abs(decision.delta_db) <= 0.05  # compiled bf16 within the default guard of fp32
+
+
+def test_auto_mode_takes_the_fast_path_on_cuda_only(device: torch.device) -> None:
+    """``auto`` on CUDA: bf16 + channels_last within the guard of fp32; on the CPU: plain fp32, no calibration."""
+    lr, hr = _crop()
+    net = BicubicPlusNet().to(device)
+    guarded = GuardedMethod(net, key=f"auto-{device.type}", mode="auto", calibration=(lr, hr))
+    if device.type == "cuda":
+        assert guarded.precision == "bf16+channels_last" and abs(guarded.decision.delta_db) <= MAX_DELTA_DB
+        with torch.no_grad():
+            fast, ref = guarded.super_resolve(lr.to(device)), net(lr.to(device)).clamp(0, 1)
+        assert fast.dtype == torch.float32 and 0 < (fast - ref).abs().max() < 0.05
+    else:
+        assert guarded.precision == "fp32" and guarded.decision.psnr_fp32 is None
