@@ -7,6 +7,7 @@ both sides and the ratio, e.g. ``psnr_y 512x512 cpu: ours 1.9 ms, reference 2.4 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -27,13 +28,16 @@ def record_pair(request: pytest.FixtureRequest) -> Callable[..., float | None]:
     or e.g. TFLOP/s with ``unit="TFLOP/s"``); returns ``ours / reference`` once both are known. Under ``-v`` each
     side is also written at once (a run cut short by a time limit keeps the figures measured so far in its log)."""
     table = _table(request.config)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter") if request.config.option.verbose else None
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter") if request.config.option.verbose > 0 else None
+    capture = plugins.get_plugin("capturemanager")
 
     def record(pair: str, side: str, value: float, unit: str = "s") -> float | None:
         sides = table.setdefault(pair, {})
         sides[side] = (value, unit)
-        if reporter is not None:
-            reporter.write_line(f"  {pair}: {_side(side, value, unit)}")
+        if reporter is not None:  # past the test's output capture, straight to the terminal
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                reporter.write_line(f"  {pair}: {_side(side, value, unit)}")
         if "ours" in sides and "reference" in sides:
             return sides["ours"][0] / sides["reference"][0]
         return None
