@@ -207,6 +207,13 @@ def test_compiled_bf16_equals_the_eager_bf16_output_on_cpu() -> None:
     err_bf16 = (out_eager - out_fp32).abs().max().item()
     assert err_compiled <= max(2 * err_bf16, 1e-3)  # fused kernels round differently, not by more than bf16 does
     assert abs(decision.delta_db) <= 0.05  # compiled bf16 within the default guard of fp32
+    # dynamic shapes without duck sizing: the square calibration graph serves a non-square batch-1 image as it is
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        other = compiled(torch.rand(1, 3, 12, 20, generator=torch.Generator().manual_seed(1)))
+    assert other.shape == (1, 3, 48, 80) and counters["stats"]["unique_graphs"] == graphs  # no recompile
 
 
 def test_auto_mode_takes_the_fast_path_on_cuda_only(device: torch.device) -> None:
