@@ -25,8 +25,11 @@ a batch > 1 compiles once more); the calibration then measures the compiled outp
 what runs. A compile that fails -- at the calibration or later, when a new input shape recompiles -- never stops a
 run: the wrapper falls back to the eager fast path (``bf16+channels_last``), and the decision records it
 (``precision`` without ``+compile``, ``requested`` with it, ``fallback`` starting with :data:`COMPILE_FAILED` and the
-error). :attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while
-it was running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
+error). The compiled graph serves gradient-free forwards (``super_resolve``, the calibration, smoothing's noisy
+copies); a forward that keeps its graph for a gradient (an attack step) runs the eager fast path: a backward pass
+compiles lazily, inside ``autograd.grad``, where a compile error could not fall back.
+:attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while it was
+running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
 
 Example::
 
@@ -250,7 +253,7 @@ class GuardedMethod(Method):
     def _fast_forward(self, lr: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if self.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
-        if self.compiling:
+        if self.compiling and not torch.is_grad_enabled():  # inference only: see the module docstring
             try:
                 if self._compiled is None:
                     self._compiled = torch.compile(self.wrapped, dynamic=True)

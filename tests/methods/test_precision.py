@@ -164,7 +164,7 @@ def test_compile_error_at_calibration_falls_back_to_the_eager_fast_path(monkeypa
     assert "long traceback" not in decision.fallback and COMPILE_FAILED in caplog.text
     assert abs(decision.delta_db) <= MAX_DELTA_DB  # the eager fast path was calibrated instead
     eager = GuardedMethod(BicubicPlusNet(), key="eager", mode="bf16", calibration=(lr, hr))
-    torch.testing.assert_close(guarded(lr), eager(lr), rtol=0, atol=0)  # exactly the eager bf16 output
+    torch.testing.assert_close(guarded.super_resolve(lr), eager.super_resolve(lr), rtol=0, atol=0)  # the eager bf16
     # a second instance reusing the cached decision does not try to compile again
     again = GuardedMethod(BicubicPlusNet(), key="nocompile", mode="bf16", compile=True, calibration=(lr, hr))
     assert again.precision == "bf16+channels_last" and not again.compiling
@@ -176,9 +176,9 @@ def test_compile_error_after_calibration_changes_the_decision_and_says_so(monkey
     monkeypatch.setattr(torch, "compile", fake)
     guarded = GuardedMethod(BicubicPlusNet(), key="late", mode="bf16", compile=True, calibration=(lr, hr))
     assert guarded.precision == "bf16+channels_last+compile" and guarded.decision.fallback == ""
-    first = guarded(lr)
+    first = guarded.super_resolve(lr)
     assert guarded.stamp_version == 0
-    second = guarded(lr)  # the compiled call raises: the eager fast path answers, the decision records it
+    second = guarded.super_resolve(lr)  # the compiled call raises: the eager fast path answers, the decision records it
     torch.testing.assert_close(first, second, rtol=0, atol=1e-6)
     assert guarded.stamp_version == 1 and guarded.precision == "bf16+channels_last"
     assert guarded.decision.fallback.startswith(COMPILE_FAILED) and guarded.decision.delta_db is not None
@@ -228,3 +228,18 @@ def test_auto_mode_takes_the_fast_path_on_cuda_only(device: torch.device) -> Non
         assert fast.dtype == torch.float32 and 0 < (fast - ref).abs().max() < 0.05
     else:
         assert guarded.precision == "fp32" and guarded.decision.psnr_fp32 is None
+
+
+def test_compile_serves_inference_and_gradients_take_the_eager_fast_path(monkeypatch) -> None:
+    """A backward pass would compile inside ``autograd.grad``, out of reach of the fallback: forwards that keep their
+    graph (attack steps) run the eager fast path; gradient-free ones (inference, calibration) the compiled one."""
+    lr, hr = _crop()
+    fake = _CompileFails(ok_calls=100)
+    monkeypatch.setattr(torch, "compile", fake)
+    guarded = GuardedMethod(BicubicPlusNet(), key="grad-compile", mode="bf16", compile=True, calibration=(lr, hr))
+    assert guarded.precision == "bf16+channels_last+compile" and fake.calls == 1  # the calibration, compiled
+    x = lr.clone().requires_grad_(True)
+    guarded(x).sum().backward()
+    assert fake.calls == 1 and x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    guarded.super_resolve(lr)
+    assert fake.calls == 2

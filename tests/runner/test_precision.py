@@ -381,3 +381,27 @@ def test_a_compile_failing_mid_cell_recomputes_the_cell_under_one_stamp(tiny_pro
     df = _frame(tmp_path / "run")
     assert len(df) == 3 and (df["precision"] == "bf16+channels_last").all()
     assert df["precision_fallback"].str.contains("recompile failed").all()
+
+
+def test_an_attacked_cell_under_compile_takes_its_gradients_on_the_eager_fast_path(tiny_project, tmp_path, monkeypatch):
+    calls = {"inference": 0}
+
+    def inference_only(module, **kwargs):
+        def run(*a):
+            assert not torch.is_grad_enabled(), "a gradient forward went through the compiled graph"
+            calls["inference"] += 1
+            return module(*a)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", inference_only)
+    pgd = {"name": "pgd", "attack": "pgd", "params": {"steps": 2}, "epsilons": ["2/255"], "loss": "l1"}
+    m = load_matrix(
+        _matrix(tiny_project, precision="bf16", compile=True, conditions=[{"name": "clean"}], attacks=[pgd])
+    )
+    assert run_matrix(m, tmp_path / "run", device="cpu", progress=False).exit_code == 0
+    df = _frame(tmp_path / "run")
+    attacked = df[df["attack"] == "pgd"]
+    assert len(attacked) == 3 and (attacked["status"] == "ok").all()
+    assert (df["precision"] == "bf16+channels_last+compile").all() and df["precision_fallback"].isna().all()
+    assert calls["inference"] >= 1 + 6  # the calibration, then the clean and the attacked SR outputs
