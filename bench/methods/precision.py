@@ -19,6 +19,18 @@ The precision actually used is :attr:`GuardedMethod.precision` (``"fp32"``, ``"b
 Modes: ``"auto"`` (default) uses the fast path on CUDA only and plain fp32 elsewhere; ``"bf16"`` asks for it on any
 device (CPU autocast supports bf16: that is how the guard is tested without a GPU); ``"fp32"`` never uses it.
 
+``compile=True`` runs the fast forward through ``torch.compile`` (inductor, ``dynamic=True`` without duck sizing: one
+graph serves every image height and width -- the calibration crop's compile is the one a batch of 1 uses at any size;
+a batch > 1 compiles once more); the calibration then measures the compiled output against fp32, so the guard checks
+what runs. A compile that fails -- at the calibration or later, when a new input shape recompiles -- never stops a
+run: the wrapper falls back to the eager fast path (``bf16+channels_last``), and the decision records it
+(``precision`` without ``+compile``, ``requested`` with it, ``fallback`` starting with :data:`COMPILE_FAILED` and the
+error). The compiled graph serves gradient-free forwards (``super_resolve``, the calibration, smoothing's noisy
+copies); a forward that keeps its graph for a gradient (an attack step) runs the eager fast path: a backward pass
+compiles lazily, inside ``autograd.grad``, where a compile error could not fall back.
+:attr:`GuardedMethod.stamp_version` counts such changes so that a caller can tell that a decision moved while it was
+running (the runner then computes the cell again, so that one cell's rows are all stamped with what ran).
+
 Example::
 
     method = GuardedMethod(build_method("realesrgan-x4plus").to("cuda"), key="realesrgan-x4plus")
@@ -28,8 +40,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -42,6 +55,8 @@ MAX_DELTA_DB = 0.05
 MODES = ("auto", "bf16", "fp32")
 CALIBRATION_IMAGE = "astronaut"
 CALIBRATION_HR = 128
+#: The start of a decision's ``fallback`` when ``torch.compile`` failed and the eager fast path is used instead.
+COMPILE_FAILED = "torch.compile failed"
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,8 @@ class PrecisionDecision:
         psnr_fp32: PSNR (dB) of the fp32 output on the calibration crop; ``None`` when no calibration ran.
         psnr_fast: PSNR (dB) of the fast output on the same crop; ``None`` when no calibration ran.
         delta_db: ``psnr_fast - psnr_fp32``; ``None`` when no calibration ran.
-        fallback: why fp32 is used although speed was asked for (empty otherwise).
+        fallback: why ``precision`` differs from ``requested``: fp32 although speed was asked for, or the eager fast
+            path after ``torch.compile`` failed (:data:`COMPILE_FAILED`); empty otherwise.
     """
 
     precision: str
@@ -94,6 +110,17 @@ def fast_path_name(channels_last: bool, compile: bool) -> str:
     return "+".join(["bf16"] + (["channels_last"] if channels_last else []) + (["compile"] if compile else []))
 
 
+def _separate_sizes() -> contextlib.AbstractContextManager:
+    """Dynamic shapes with one symbol per size (no "duck" sizing): the square calibration crop's graph must not
+    assume height == width, or the first non-square image would compile again. A no-op where the option is gone."""
+    try:
+        from torch.fx.experimental import _config as shape_config
+
+        return shape_config.patch(use_duck_shape=False)
+    except (ImportError, AttributeError):
+        return contextlib.nullcontext()
+
+
 class GuardedMethod(Method):
     """A method run in bf16 (autocast) + channels_last where that keeps PSNR within ``max_delta_db`` of fp32.
 
@@ -103,7 +130,8 @@ class GuardedMethod(Method):
         key: the name the decision is cached under (the method's registered name); defaults to the class name.
         mode: ``"auto"`` (fast on CUDA only), ``"bf16"`` (fast on any device) or ``"fp32"``.
         channels_last: run the fast path with channels_last inputs and weights (default True).
-        compile: wrap the fast forward in ``torch.compile`` (default False; it pays on CUDA for long runs only).
+        compile: wrap the fast forward in ``torch.compile`` (default False; it pays on CUDA for long runs only). A
+            compile error falls back to the eager fast path and is recorded in the decision (never raised).
         max_delta_db: the guard's threshold on ``|PSNR(fast) - PSNR(fp32)|`` (default 0.05 dB).
         calibration: an (LR, HR) pair to calibrate on instead of :func:`calibration_pair`.
 
@@ -138,7 +166,14 @@ class GuardedMethod(Method):
         self.max_delta_db = max_delta_db
         self.calibration = calibration
         self._compiled: Any = None
+        self._compile_error = ""  # why compile is off although asked for ("" while it is on or was not asked for)
         self._decision: PrecisionDecision | None = None
+        self.stamp_version = 0  # bumped whenever the decision changes after it was first taken
+
+    @property
+    def compiling(self) -> bool:
+        """Whether the fast forward runs through ``torch.compile`` (asked for and not failed)."""
+        return self.compile and not self._compile_error
 
     def inner(self, card: str) -> Method | None:
         """The wrapped method's own base built from ``card`` (a smoothing wrapper's base), else None."""
@@ -171,6 +206,8 @@ class GuardedMethod(Method):
         if cache_key not in _DECISIONS:
             _DECISIONS[cache_key] = self.calibrate()
         decision = _DECISIONS[cache_key]
+        if self.compile and decision.fallback.startswith(COMPILE_FAILED):  # a cached decision: compile failed before
+            self._compile_error = decision.fallback
         if decision.precision != "fp32" and self.channels_last:  # also for a decision cached by another instance
             self.wrapped.to(memory_format=torch.channels_last)
         return decision
@@ -191,15 +228,16 @@ class GuardedMethod(Method):
         metric = PSNR()
         psnr_fp32, psnr_fast = float(metric(ref, hr)[0]), float(metric(out, hr)[0])
         delta = psnr_fast - psnr_fp32
-        fast = fast_path_name(self.channels_last, self.compile)
+        requested = fast_path_name(self.channels_last, self.compile)
+        fast = fast_path_name(self.channels_last, self.compiling)  # without +compile when compiling failed
         if not torch.isfinite(out).all():
-            decision = PrecisionDecision("fp32", fast, psnr_fp32, psnr_fast, delta, f"{fast} output is not finite")
+            decision = PrecisionDecision("fp32", requested, psnr_fp32, psnr_fast, delta, f"{fast} output is not finite")
         elif abs(delta) > self.max_delta_db:
             reason = f"{fast} moved PSNR by {delta:+.3f} dB (> {self.max_delta_db} dB) on the calibration crop"
-            decision = PrecisionDecision("fp32", fast, psnr_fp32, psnr_fast, delta, reason)
+            decision = PrecisionDecision("fp32", requested, psnr_fp32, psnr_fast, delta, reason)
         else:
-            decision = PrecisionDecision(fast, fast, psnr_fp32, psnr_fast, delta)
-        if decision.fallback:
+            decision = PrecisionDecision(fast, requested, psnr_fp32, psnr_fast, delta, self._compile_error)
+        if decision.precision == "fp32":
             logger.warning("%s on %s: falling back to fp32: %s", self.key, device, decision.fallback)
         else:
             logger.info("%s on %s: using %s (PSNR %+.4f dB against fp32)", self.key, device, fast, delta)
@@ -215,14 +253,33 @@ class GuardedMethod(Method):
     def _fast_forward(self, lr: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if self.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
-        fn = self.wrapped
-        if self.compile:
-            if self._compiled is None:
-                self._compiled = torch.compile(self.wrapped)
-            fn = self._compiled
+        if self.compiling and not torch.is_grad_enabled():  # inference only: see the module docstring
+            try:
+                if self._compiled is None:
+                    self._compiled = torch.compile(self.wrapped, dynamic=True)
+                with _separate_sizes(), torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
+                    out = self._compiled(lr, generator)
+                return out.float().contiguous()
+            except Exception as exc:  # any compiler error: the eager fast path, recorded
+                self._compile_failed(exc)
         with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16):
-            out = fn(lr, generator)
+            out = self.wrapped(lr, generator)
         return out.float().contiguous()
+
+    def _compile_failed(self, exc: BaseException) -> None:
+        """Turn compile off after ``exc``; a decision already taken (and its cache entry) says so from now on."""
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        self._compile_error = f"{COMPILE_FAILED} ({type(exc).__name__}: {first_line}); eager fast path used"
+        self._compiled = None
+        logger.warning("%s on %s: %s", self.key, self.wrapped.device, self._compile_error)
+        decision = self._decision
+        if decision is not None and decision.precision != "fp32":
+            changed = replace(
+                decision, precision=fast_path_name(self.channels_last, False), fallback=self._compile_error
+            )
+            self._decision = changed
+            _DECISIONS[(self.key, self.wrapped.device.type, decision.requested)] = changed
+            self.stamp_version += 1
 
     def forward(self, lr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(N, 3, h, w) in [0, 1] -> (N, 3, h*scale, w*scale) float32, in the precision the guard chose."""

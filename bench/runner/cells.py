@@ -9,7 +9,8 @@ smoothing method the ``smoothing`` section (sigma grid, validation split, certif
 of a matrix with ``sr_space:`` the number of SR samples per image; the matrix's ``precision`` when it is ``fp32`` or
 ``bf16`` (``auto``, the default, resolves per device -- the precision actually used is stamped on every row -- and
 is left out, so keys made before the field stay; the generators are seeded from the key without it,
-:attr:`Cell.seed_key`, so the precision is the only difference between an fp32 and a bf16 cell). Anything that
+:attr:`Cell.seed_key`, so the precision is the only difference between an fp32 and a bf16 cell); the matrix's
+``compile`` when it is not ``false`` (likewise left out of :attr:`Cell.seed_key`). Anything that
 changes the numbers changes the key; the run's name, the matrix's name, the order of its lists and display names do not.
 
 Not in the key, on purpose:
@@ -34,6 +35,9 @@ from typing import Any
 
 from bench.runner.matrix import NO_THREAT, Condition, DatasetEntry, Matrix, Threat
 from bench.seeding import key_hash
+
+#: Fields of a cell's description that say how it is computed, not what: left out of :attr:`Cell.seed_key`.
+COMPUTE_FIELDS = ("precision", "compile")
 
 #: Bump when the runner changes what a cell computes (invalidates every stored cell). 2: metrics left the key.
 #: 3: a condition's corruption is drawn per (dataset, corruption, seed, image), the same for every method.
@@ -63,12 +67,12 @@ class Cell:
     @property
     def seed_key(self) -> str:
         """What the cell's own generators are seeded from (attack, method, SR samples; the corruption draws from
-        :attr:`corruption_key`): its key without the requested ``precision``, so a ``bf16`` cell draws the same
-        attack and samples as its ``fp32`` twin and the two differ by the compute precision alone (equal to ``key``
-        for every ``auto`` cell)."""
-        if "precision" not in self.description:
+        :attr:`corruption_key`): its key without the requested ``precision`` and ``compile``
+        (:data:`COMPUTE_FIELDS`), so a ``bf16`` (or compiled) cell draws the same attack and samples as its ``fp32``
+        twin and the two differ by the computation alone (equal to ``key`` for every ``auto``, uncompiled cell)."""
+        if not any(k in self.description for k in COMPUTE_FIELDS):
             return self.key
-        return cell_key({k: v for k, v in self.description.items() if k != "precision"})
+        return cell_key({k: v for k, v in self.description.items() if k not in COMPUTE_FIELDS})
 
     @property
     def corruption_key(self) -> str:
@@ -97,11 +101,13 @@ def cell_description(
     smoothing: Mapping[str, Any] | None = None,
     sr_space: Mapping[str, Any] | None = None,
     precision: str = "auto",
+    compile: str = "false",
 ) -> dict[str, Any]:
     """The canonical, JSON-able description a cell's key is the hash of.
 
     ``precision`` is the matrix's *requested* mode; it enters the description only when it is not ``auto`` (``auto``
-    resolves per device and the precision used is stamped on the rows), so every key made before the field stays.
+    resolves per device and the precision used is stamped on the rows), so every key made before the field stays;
+    ``compile`` (``"false"`` | ``"true"`` | ``"auto"``) likewise only when it is not ``"false"``.
     """
     cond = condition.identity()
     if threat.attacked:
@@ -123,6 +129,8 @@ def cell_description(
         out["sr_space"] = dict(sr_space)
     if precision != "auto":
         out["precision"] = precision
+    if compile != "false":
+        out["compile"] = compile
     return out
 
 
@@ -239,6 +247,7 @@ def expand_cells(
                             _with_sigma_override(matrix, smoothed, dataset, condition, threat),
                             sr_space,
                             matrix.precision,
+                            matrix.compile,
                         )
                         cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
     return cells

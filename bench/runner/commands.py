@@ -1,14 +1,15 @@
 """``python -m bench run`` (and, through :mod:`bench.report.commands`, ``python -m bench report``).
 
 ``run --matrix smoke|default|full|PATH [--device auto|cpu|cuda] [--out DIR] [--run NAME] [--set key=value ...]
-[--precision auto|fp32|bf16] [--dry-run]`` computes the matrix's pending cells into ``DIR/NAME`` (default
-``reports/<matrix name>``), renders the report and prints the path of its ``index.html``. Under ``torchrun`` every
-rank computes its shard of the cells; rank 0 waits for the others (a gloo barrier) and renders. Exit code: 0 when
-every cell is stored with status ok, 1 when a cell failed (after finishing the others) or the run folder cannot be
-written (checked before any cell is computed; no space left stops the run, the cells stored so far intact), 2 for a
-matrix that does not validate or a run folder that another run holds (``<run>/run.lock``, ``run.rank<N>.lock``: a
-single run and the ranks of a sharded one exclude each other, :mod:`bench.runner.lock`). ``--precision`` overrides
-the matrix's ``precision:`` (as ``--set precision=...`` would); ``--dry-run`` prints the cost plan only.
+[--precision auto|fp32|bf16] [--compile false|true|auto] [--dry-run]`` computes the matrix's pending cells into
+``DIR/NAME`` (default ``reports/<matrix name>``), renders the report and prints the path of its ``index.html``.
+Under ``torchrun`` every rank computes its shard of the cells; rank 0 waits for the others (a gloo barrier) and
+renders. Exit code: 0 when every cell is stored with status ok, 1 when a cell failed (after finishing the others) or
+the run folder cannot be written (checked before any cell is computed; no space left stops the run, the cells stored
+so far intact), 2 for a matrix that does not validate or a run folder that another run holds (``<run>/run.lock``,
+``run.rank<N>.lock``: a single run and the ranks of a sharded one exclude each other, :mod:`bench.runner.lock`).
+``--precision`` overrides the matrix's ``precision:`` (as ``--set precision=...`` would), ``--compile`` its
+``compile:``; ``--dry-run`` prints the cost plan only.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="override the matrix's precision: auto (bf16+channels_last behind the accuracy guard on CUDA, fp32 on "
         "CPU), fp32, or bf16 on any device; the precision used is stamped on every row",
+    )
+    p.add_argument(
+        "--compile",
+        choices=("false", "true", "auto"),
+        default=None,
+        help="override the matrix's compile: run the bf16 fast path through torch.compile (true: wherever it runs, "
+        "auto: on CUDA only); stamped as +compile on every row; a compile error falls back to the eager fast path",
     )
     p.add_argument("--no-report", action="store_true", help="only compute cells; render later with `bench report`")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -97,6 +105,8 @@ def run_command(args: argparse.Namespace) -> int:
         overrides = list(args.overrides)
         if getattr(args, "precision", None) is not None:  # the same path as --set precision=...
             overrides.append(f"precision={args.precision}")
+        if getattr(args, "compile", None) is not None:  # the same path as --set compile=...
+            overrides.append(f"compile={args.compile}")
         matrix = load_matrix(args.matrix, overrides=overrides)
     except MatrixError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -420,7 +420,7 @@ def plan_matrix(
                 t0 = time.perf_counter()
                 method = cards.build_method(method_name, device=runner.device)
                 # as the runner builds it: behind the precision guard the matrix asks for (calibrated here)
-                method = precision.guard(method, method_name, matrix.precision, runner.device)
+                method = precision.guard(method, method_name, matrix.precision, runner.device, matrix.compile)
                 precision.stamp(method)
                 built.clear()  # one method at a time (its surrogates go with it)
                 probes.clear()

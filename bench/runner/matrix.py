@@ -31,6 +31,7 @@ A matrix file (``bench/matrices/<name>.yaml``, or any path) looks like::
       certify: {epsilons: [0.005, 0.01, 0.02], n_samples: 100, alpha: 0.001}
     sr_space: {samples: 10, columns: [lpips, lr_psnr, diversity]}   # NTIRE 2021 SR-space columns (see below)
     precision: auto                                    # auto | fp32 | bf16 (see below)
+    compile: false                                     # false | true | auto: torch.compile the fast path (below)
 
 Conditions may declare ``severities: [1, 3, 5]`` instead of ``params``: the entry expands into one condition per
 level, named ``<name>-s<level>``, with the parameters the corruption class declares (its ``severities``) and
@@ -64,7 +65,12 @@ CUDA, plain fp32 on the CPU; ``fp32`` never uses the fast path; ``bf16`` asks fo
 actually used is stamped on every row (``precision``, ``precision_delta_db``, ``precision_fallback``); a transfer
 attack's surrogate runs in the same policy behind its own guard (``surrogate_precision*`` columns). A mode other
 than ``auto`` is part of the cell key; ``auto`` is not (existing keys stay as they are). ``bench run --precision``
-overrides it.
+overrides it. ``compile:`` (``false`` default | ``true`` | ``auto``) runs that fast path through ``torch.compile``:
+``true`` wherever the fast path runs, ``auto`` on CUDA only; the calibration then measures the compiled output, the
+label on the rows becomes ``bf16+channels_last+compile``, and a compile error falls back to the eager fast path with
+the reason in ``precision_fallback`` (the run goes on). With ``precision: fp32`` it is an error (nothing to compile).
+A value other than ``false`` is part of the cell key; like the precision, it never changes a cell's seeds
+(:attr:`~bench.runner.cells.Cell.seed_key`). ``bench run --compile`` overrides it.
 
 Defaults: ``crop_border`` is the metric class's :meth:`~bench.metrics.base.Metric.default_crop_border` (the scale for
 the PSNR/SSIM family, which declares ``default_crop = "scale"``, 0 for the others);
@@ -393,6 +399,7 @@ class Matrix(Frozen):
     store_outputs: bool = False
     sr_space: SrSpace | None = None
     precision: str = "auto"
+    compile: str = "false"  # "false" | "true" | "auto" (bench.runner.stages.precision.wants_compile)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in ``run.json``)."""
@@ -420,6 +427,7 @@ class Matrix(Frozen):
             "store_outputs": self.store_outputs,
             "sr_space": None if self.sr_space is None else self.sr_space.as_dict(),
             "precision": self.precision,
+            "compile": self.compile,
         }
 
     @property

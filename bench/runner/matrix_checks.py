@@ -401,5 +401,6 @@ def resolve(
         store_outputs=spec.store_outputs,
         sr_space=_sr_space(data.get("sr_space")),
         precision=spec.precision,
+        compile=str(spec.compile).lower(),
     )
     return matrix, problems

@@ -267,6 +267,21 @@ class MatrixFile(Frozen):
         description="compute precision of the methods (bench.methods.precision): auto = bf16+channels_last behind the "
         "accuracy guard on CUDA, fp32 elsewhere (resolved per device, stamped on every row); fp32; bf16 on any device",
     )
+    compile: Bool | Literal["auto"] = Field(
+        False,
+        description="run the fast path of `precision` through torch.compile: false (default), true (wherever the fast "
+        "path runs), auto (on CUDA only); stamped as +compile in the precision label; a compile error falls back to "
+        "the eager fast path, recorded in precision_fallback",
+    )
+
+    @model_validator(mode="after")
+    def _compile_needs_the_fast_path(self) -> MatrixFile:
+        if self.compile is not False and self.precision == "fp32":
+            raise ValueError(
+                f"compile: {str(self.compile).lower()} compiles the bf16 fast path, which precision: fp32 never "
+                "runs; set precision: auto or bf16, or compile: false"
+            )
+        return self
 
     # Repeated dataset/condition/attack names are reported by bench.runner.matrix_checks (on every entry, even when
     # another entry is malformed).

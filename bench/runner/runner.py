@@ -154,7 +154,7 @@ class Runner:
         the_plan = plan(matrix)
         self.cells, self.provenances = the_plan.cells, the_plan.provenances
         self.corrupt = Corrupter()
-        self.attack = Attacker(self.device, matrix.precision)
+        self.attack = Attacker(self.device, matrix.precision, matrix.compile)
         self.gallery = Gallery(matrix, self.store.run_dir, the_plan.max_eps)
         self.outputs = OutputStore(self.store.run_dir)
         self._card_sigmas: dict[int, Any] = {}  # id(method) -> the card's sigma (restored after a per-column override)
@@ -323,7 +323,7 @@ class Runner:
             logger.error("method %s cannot be built: %s", name, exc)
             return None, exc
         try:  # the matrix's precision (auto: the fast path on CUDA only; on the CPU the method stays as built)
-            method = precision.guard(method, name, self.matrix.precision, self.device)
+            method = precision.guard(method, name, self.matrix.precision, self.device, self.matrix.compile)
             precision.stamp(method)  # calibrate now: a method the guard cannot run fails its cells here
             return method, None
         except BUILD_ERRORS as exc:
@@ -445,7 +445,17 @@ class Runner:
         """
         source = self._sigma_source(cell, selection) if method.capabilities.smoothed else None
         stamp = precision.stamp(method)  # the precision actually used, on every row
-        return self.evaluator.compute(cell, method, selection, metrics, columns, source, stamp)
+        version = precision.stamp_version(method)
+        payload = self.evaluator.compute(cell, method, selection, metrics, columns, source, stamp)
+        if precision.stamp_version(method) != version:  # a recompile failed mid-cell: some images ran another path
+            stamp = precision.stamp(method)
+            logger.warning(
+                "%s: the method's path changed while computing (%s); computing the cell again",
+                cell.label(),
+                stamp["precision_fallback"],
+            )
+            payload = self.evaluator.compute(cell, method, selection, metrics, columns, source, stamp)
+        return payload
 
     def rescore(self, cell: Cell, stored: CellPayload, missing: list[str]) -> CellPayload | None:
         """Score the metrics ``missing`` of a stored cell (SR-space columns included) on its stored outputs and

@@ -9,7 +9,7 @@ import torch
 
 from bench.data.imresize import imresize
 from bench.methods.base import Method
-from bench.methods.precision import MAX_DELTA_DB, GuardedMethod, calibration_pair, clear_decisions
+from bench.methods.precision import COMPILE_FAILED, MAX_DELTA_DB, GuardedMethod, calibration_pair, clear_decisions
 from bench.methods.rrdb import RRDBMethod
 from bench.metrics.psnr import PSNR
 
@@ -126,3 +126,120 @@ def test_bad_arguments() -> None:
         GuardedMethod(BicubicPlusNet(), mode="fp16")
     with pytest.raises(ValueError, match="max_delta_db"):
         GuardedMethod(BicubicPlusNet(), max_delta_db=-1.0)
+
+
+# ---------------------------------------------------------------- torch.compile: checked by the guard, never fatal
+
+
+class _CompileFails:
+    """A stand-in for ``torch.compile``: the compiled callable runs the module ``ok_calls`` times, then raises (as a
+    recompile for a new shape may)."""
+
+    def __init__(self, ok_calls: int = 0) -> None:
+        self.ok_calls = ok_calls
+        self.calls = 0
+
+    def __call__(self, module, **kwargs):
+        def compiled(*args):
+            self.calls += 1
+            if self.calls > self.ok_calls:
+                raise RuntimeError("inductor: C++ compile error\nlong traceback follows")
+            return module(*args)
+
+        return compiled
+
+
+def test_compile_error_at_calibration_falls_back_to_the_eager_fast_path(monkeypatch, caplog) -> None:
+    lr, hr = _crop()
+    monkeypatch.setattr(torch, "compile", _CompileFails(ok_calls=0))
+    guarded = GuardedMethod(BicubicPlusNet(), key="nocompile", mode="bf16", compile=True, calibration=(lr, hr))
+    with caplog.at_level(logging.WARNING, logger="bench.methods.precision"):
+        decision = guarded.decision
+    assert decision.requested == "bf16+channels_last+compile"
+    assert decision.precision == "bf16+channels_last" and not guarded.compiling
+    assert (
+        decision.fallback.startswith(COMPILE_FAILED)
+        and "RuntimeError: inductor: C++ compile error" in decision.fallback
+    )
+    assert "long traceback" not in decision.fallback and COMPILE_FAILED in caplog.text
+    assert abs(decision.delta_db) <= MAX_DELTA_DB  # the eager fast path was calibrated instead
+    eager = GuardedMethod(BicubicPlusNet(), key="eager", mode="bf16", calibration=(lr, hr))
+    torch.testing.assert_close(guarded.super_resolve(lr), eager.super_resolve(lr), rtol=0, atol=0)  # the eager bf16
+    # a second instance reusing the cached decision does not try to compile again
+    again = GuardedMethod(BicubicPlusNet(), key="nocompile", mode="bf16", compile=True, calibration=(lr, hr))
+    assert again.precision == "bf16+channels_last" and not again.compiling
+
+
+def test_compile_error_after_calibration_changes_the_decision_and_says_so(monkeypatch) -> None:
+    lr, hr = _crop()
+    fake = _CompileFails(ok_calls=2)  # the calibration and one forward compile; the next call (a new shape) fails
+    monkeypatch.setattr(torch, "compile", fake)
+    guarded = GuardedMethod(BicubicPlusNet(), key="late", mode="bf16", compile=True, calibration=(lr, hr))
+    assert guarded.precision == "bf16+channels_last+compile" and guarded.decision.fallback == ""
+    first = guarded.super_resolve(lr)
+    assert guarded.stamp_version == 0
+    second = guarded.super_resolve(lr)  # the compiled call raises: the eager fast path answers, the decision records it
+    torch.testing.assert_close(first, second, rtol=0, atol=1e-6)
+    assert guarded.stamp_version == 1 and guarded.precision == "bf16+channels_last"
+    assert guarded.decision.fallback.startswith(COMPILE_FAILED) and guarded.decision.delta_db is not None
+    cached = GuardedMethod(BicubicPlusNet(), key="late", mode="bf16", compile=True, calibration=(lr, hr))
+    assert cached.precision == "bf16+channels_last" and not cached.compiling
+
+
+@pytest.mark.slow  # inductor compiles C++ for the CPU: about 35-60 s for this tiny model on one busy core
+def test_compiled_bf16_equals_the_eager_bf16_output_on_cpu() -> None:
+    """Real ``torch.compile`` (inductor, gcc) of a tiny RRDBNet under bf16 autocast on the CPU: the label says
+    ``compile``, the guard measured the compiled output, and it equals the eager bf16 output within bf16 rounding."""
+    lr, hr = _crop()  # 16x16 LR
+    torch.manual_seed(0)
+    net = RRDBMethod(num_feat=12, num_block=2, num_grow_ch=8).eval()
+    compiled = GuardedMethod(net, key="compiled", mode="bf16", compile=True, max_delta_db=1.0, calibration=(lr, hr))
+    decision = compiled.decision
+    assert decision.fallback == "", decision.fallback
+    assert compiled.precision == "bf16+channels_last+compile" and compiled.compiling
+    assert compiled._compiled is not None  # the compiled callable really ran (calibration)
+    eager = GuardedMethod(net, key="eager-twin", mode="bf16", max_delta_db=1.0, calibration=(lr, hr))
+    assert eager.precision == "bf16+channels_last"
+    with torch.no_grad():
+        out_compiled, out_eager, out_fp32 = compiled(lr), eager(lr), net(lr)
+    assert out_compiled.dtype == torch.float32 and out_compiled.shape == (1, 3, 64, 64)
+    err_compiled = (out_compiled - out_eager).abs().max().item()
+    err_bf16 = (out_eager - out_fp32).abs().max().item()
+    assert err_compiled <= max(2 * err_bf16, 1e-3)  # fused kernels round differently, not by more than bf16 does
+    assert abs(decision.delta_db) <= 0.05  # compiled bf16 within the default guard of fp32
+    # dynamic shapes without duck sizing: the square calibration graph serves a non-square batch-1 image as it is
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        other = compiled(torch.rand(1, 3, 12, 20, generator=torch.Generator().manual_seed(1)))
+    assert other.shape == (1, 3, 48, 80) and counters["stats"]["unique_graphs"] == graphs  # no recompile
+
+
+def test_auto_mode_takes_the_fast_path_on_cuda_only(device: torch.device) -> None:
+    """``auto`` on CUDA: bf16 + channels_last within the guard of fp32; on the CPU: plain fp32, no calibration."""
+    lr, hr = _crop()
+    net = BicubicPlusNet().to(device)
+    guarded = GuardedMethod(net, key=f"auto-{device.type}", mode="auto", calibration=(lr, hr))
+    if device.type == "cuda":
+        assert guarded.precision == "bf16+channels_last" and abs(guarded.decision.delta_db) <= MAX_DELTA_DB
+        with torch.no_grad():
+            fast, ref = guarded.super_resolve(lr.to(device)), net(lr.to(device)).clamp(0, 1)
+        assert fast.dtype == torch.float32 and 0 < (fast - ref).abs().max() < 0.05
+    else:
+        assert guarded.precision == "fp32" and guarded.decision.psnr_fp32 is None
+
+
+def test_compile_serves_inference_and_gradients_take_the_eager_fast_path(monkeypatch) -> None:
+    """A backward pass would compile inside ``autograd.grad``, out of reach of the fallback: forwards that keep their
+    graph (attack steps) run the eager fast path; gradient-free ones (inference, calibration) the compiled one."""
+    lr, hr = _crop()
+    fake = _CompileFails(ok_calls=100)
+    monkeypatch.setattr(torch, "compile", fake)
+    guarded = GuardedMethod(BicubicPlusNet(), key="grad-compile", mode="bf16", compile=True, calibration=(lr, hr))
+    assert guarded.precision == "bf16+channels_last+compile" and fake.calls == 1  # the calibration, compiled
+    x = lr.clone().requires_grad_(True)
+    guarded(x).sum().backward()
+    assert fake.calls == 1 and x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    guarded.super_resolve(lr)
+    assert fake.calls == 2

@@ -4,6 +4,7 @@ transfer attacks' surrogates behind the same guard, their precision stamped as `
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -269,3 +270,138 @@ def test_transfer_from_a_smoothed_base_uses_the_guarded_base(tiny_project, tmp_p
     assert len(transfer) == 1 and (transfer["surrogate_precision"] == "bf16+channels_last").all()
     assert (transfer["surrogate_precision_delta_db"] == transfer["precision_delta_db"]).all()  # one calibration
     assert df.loc[df["attack_mode"] == "eot", "surrogate_precision"].isna().all()
+
+
+# ---------------------------------------------------------------- compile: a matrix key, stamped, seeds unchanged
+
+
+def _identity_compile(module, **kwargs):  # torch.compile's contract without the compiler (CPU inductor takes ~40 s)
+    return module
+
+
+def test_compile_is_validated_overridable_and_keyed_without_changing_the_seeds(tiny_project, tmp_path):
+    path = _matrix(tiny_project, precision="bf16")
+    assert load_matrix(path).compile == "false"
+    for value in ("true", "auto", "false"):
+        m = load_matrix(path, overrides=[f"compile={value}"])
+        assert m.compile == value and m.as_dict()["compile"] == value
+    with pytest.raises(MatrixError, match="compile"):
+        load_matrix(path, overrides=["compile=sometimes"])
+    with pytest.raises(MatrixError, match="precision: fp32 never runs"):
+        load_matrix(path, overrides=["precision=fp32", "compile=true"])
+    plain = Runner(load_matrix(path), tmp_path / "a", device="cpu", progress=False).cells
+    compiled = Runner(load_matrix(path, overrides=["compile=true"]), tmp_path / "b", device="cpu", progress=False).cells
+    assert all("compile" not in c.description for c in plain)
+    twins = {c.label(): c for c in plain}
+    for cell in compiled:  # compile is part of the key, not of what the generators are seeded from
+        twin = twins[cell.label()]
+        assert cell.description["compile"] == "true" and cell.key != twin.key
+        assert cell.seed_key == twin.seed_key and cell.corruption_key == twin.corruption_key
+
+
+def test_bench_run_compile_flag_overrides_the_matrix(tiny_project):
+    from bench.runner.commands import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["run", "--matrix", str(_matrix(tiny_project)), "--compile", "auto", "--precision", "bf16"]
+    )
+    assert args.compile == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--compile", "maybe"])
+
+
+def test_compile_true_stamps_compile_and_matches_the_eager_bf16_rows(tiny_project, tmp_path, monkeypatch):
+    compiled_calls = []
+
+    def counting_compile(module, **kwargs):
+        return lambda *a: compiled_calls.append(1) or module(*a)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    bf16 = load_matrix(_matrix(tiny_project, precision="bf16"))
+    compiled = load_matrix(_matrix(tiny_project, precision="bf16", compile=True))
+    assert compiled.compile == "true"
+    assert run_matrix(compiled, tmp_path / "c", device="cpu", progress=False).exit_code == 0
+    assert len(compiled_calls) == 1 + 6  # calibration + every image went through the compiled callable
+    clear_decisions()
+    assert run_matrix(bf16, tmp_path / "e", device="cpu", progress=False).exit_code == 0
+    fast, eager = _frame(tmp_path / "c"), _frame(tmp_path / "e")
+    assert (fast["precision"] == "bf16+channels_last+compile").all() and fast["precision_fallback"].isna().all()
+    assert (eager["precision"] == "bf16+channels_last").all()
+    merged = fast.merge(eager, on=["condition", "image", "metric"], suffixes=("_c", "_e"))
+    assert len(merged) == 6 and (merged["value_c"] == merged["value_e"]).all()  # same seeds, same forward here
+    html = write_report(tmp_path / "c").read_text()
+    assert "used: tiny-rrdb: bf16+channels_last+compile" in html
+
+
+def test_compile_auto_on_cpu_does_not_compile(tiny_project, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("compile: auto compiled on the CPU"))
+    m = load_matrix(_matrix(tiny_project, precision="bf16", compile="auto"))
+    runner = Runner(m, tmp_path / "run", device="cpu", progress=False)
+    method, error = runner._build_method("tiny-rrdb")
+    assert error is None and isinstance(method, GuardedMethod) and not method.compile
+    assert method.precision == "bf16+channels_last"
+
+
+def test_a_failing_compile_never_stops_the_run_and_is_recorded(tiny_project, tmp_path, monkeypatch):
+    def broken(module, **kwargs):
+        def run(*a):
+            raise RuntimeError("InductorError: no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    m = load_matrix(_matrix(tiny_project, precision="bf16", compile=True))
+    assert run_matrix(m, tmp_path / "run", device="cpu", progress=False).exit_code == 0
+    df = _frame(tmp_path / "run")
+    assert len(df) == 6 and (df["status"] == "ok").all()
+    assert (df["precision"] == "bf16+channels_last").all()
+    assert df["precision_fallback"].str.startswith("torch.compile failed (RuntimeError: InductorError").all()
+    assert df["precision_delta_db"].abs().max() <= MAX_DELTA_DB
+
+
+def test_a_compile_failing_mid_cell_recomputes_the_cell_under_one_stamp(tiny_project, tmp_path, monkeypatch):
+    """The compiled callable works for the calibration and the first image, then fails (as a recompile for a new
+    shape may): the cell is computed again, so every row of it says the eager fast path ran."""
+    calls = []
+
+    def flaky(module, **kwargs):
+        def run(*a):
+            calls.append(1)
+            if len(calls) > 2:
+                raise RuntimeError("recompile failed")
+            return module(*a)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", flaky)
+    m = load_matrix(_matrix(tiny_project, precision="bf16", compile=True, conditions=[{"name": "clean"}]))
+    assert run_matrix(m, tmp_path / "run", device="cpu", progress=False).exit_code == 0
+    df = _frame(tmp_path / "run")
+    assert len(df) == 3 and (df["precision"] == "bf16+channels_last").all()
+    assert df["precision_fallback"].str.contains("recompile failed").all()
+
+
+def test_an_attacked_cell_under_compile_takes_its_gradients_on_the_eager_fast_path(tiny_project, tmp_path, monkeypatch):
+    calls = {"inference": 0}
+
+    def inference_only(module, **kwargs):
+        def run(*a):
+            assert not torch.is_grad_enabled(), "a gradient forward went through the compiled graph"
+            calls["inference"] += 1
+            return module(*a)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", inference_only)
+    pgd = {"name": "pgd", "attack": "pgd", "params": {"steps": 2}, "epsilons": ["2/255"], "loss": "l1"}
+    m = load_matrix(
+        _matrix(tiny_project, precision="bf16", compile=True, conditions=[{"name": "clean"}], attacks=[pgd])
+    )
+    assert run_matrix(m, tmp_path / "run", device="cpu", progress=False).exit_code == 0
+    df = _frame(tmp_path / "run")
+    attacked = df[df["attack"] == "pgd"]
+    assert len(attacked) == 3 and (attacked["status"] == "ok").all()
+    assert (df["precision"] == "bf16+channels_last+compile").all() and df["precision_fallback"].isna().all()
+    assert calls["inference"] >= 1 + 6  # the calibration, then the clean and the attacked SR outputs

@@ -74,11 +74,13 @@ class Attacker:
         device: where losses and surrogates live.
         precision_mode: the matrix's ``precision`` (``auto`` | ``fp32`` | ``bf16``): surrogates run in the same
             policy as the methods (:func:`bench.runner.stages.precision.guard_surrogate`).
+        compile_mode: the matrix's ``compile`` (``false`` | ``true`` | ``auto``), for the surrogates too.
     """
 
-    def __init__(self, device: torch.device, precision_mode: str = "auto") -> None:
+    def __init__(self, device: torch.device, precision_mode: str = "auto", compile_mode: str = "false") -> None:
         self.device = device
         self.precision_mode = precision_mode
+        self.compile_mode = compile_mode
         self._losses: dict[str, Any] = {}
         self._surrogates: dict[str, Any] = {}
 
@@ -97,12 +99,13 @@ class Attacker:
         card (as guarded as the wrapper's base already is, else guarded here), else built once and guarded."""
         inner = method.inner(name)
         if inner is not None:
-            return precision.guard_surrogate(inner, name, self.precision_mode, self.device)
+            return precision.guard_surrogate(inner, name, self.precision_mode, self.device, self.compile_mode)
         if name not in self._surrogates:
             from bench.methods import cards
 
             built = cards.build_method(name, device=self.device)
-            self._surrogates[name] = precision.guard_surrogate(built, name, self.precision_mode, self.device)
+            mode, compile_mode = self.precision_mode, self.compile_mode
+            self._surrogates[name] = precision.guard_surrogate(built, name, mode, self.device, compile_mode)
         return self._surrogates[name]
 
     def build(self, cell: Cell, method: Any) -> Any:

@@ -8,6 +8,12 @@ built (fp32, no wrapper: nothing changes). ``fp32`` never wraps; ``bf16`` wraps 
 bf16). A median-smoothing method is not wrapped itself: its ``base`` is, so sigma selection, the certificate and
 transfer from the base keep working on the same object.
 
+The matrix's ``compile`` (``false`` | ``true`` | ``auto``, :func:`wants_compile`) turns on ``torch.compile`` of that
+fast path: ``true`` wherever the guard wraps, ``auto`` on CUDA only. The label becomes ``bf16+channels_last+compile``;
+a compile error leaves the eager fast path running, the label without ``+compile`` and the error in
+``precision_fallback``. :func:`stamp_version` lets the runner see a decision that moved while a cell ran (a shape that
+recompiled and failed) and compute that cell again, so that its rows say what ran.
+
 Columns (:data:`PRECISION_COLUMNS`, on every row of a cell): ``precision`` -- the precision actually used (``fp32``
 or e.g. ``bf16+channels_last``) --, ``precision_delta_db`` (PSNR(fast) - PSNR(fp32) on the calibration crop; None when
 no calibration ran) and ``precision_fallback`` (why fp32 was used although the fast path was asked for; None
@@ -42,9 +48,14 @@ __all__ = [
     "guard_surrogate",
     "guarded",
     "stamp",
+    "stamp_version",
     "surrogate_stamp",
+    "wants_compile",
     "wants_guard",
 ]
+
+#: The matrix's ``compile`` values.
+COMPILE_MODES = ("false", "true", "auto")
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +68,27 @@ def wants_guard(mode: str, device: torch.device) -> bool:
     return mode == "bf16" or (mode == "auto" and device.type == "cuda")
 
 
-def guard(method: Any, key: str, mode: str, device: torch.device) -> Any:
+def wants_compile(compile_mode: str, device: torch.device) -> bool:
+    """Whether the matrix's ``compile`` (``"false"`` | ``"true"`` | ``"auto"``, or a bool) compiles the fast path on
+    ``device``: ``true`` anywhere, ``auto`` on CUDA only."""
+    mode = str(compile_mode).lower()
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile {compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
+    return mode == "true" or (mode == "auto" and device.type == "cuda")
+
+
+def guard(method: Any, key: str, mode: str, device: torch.device, compile_mode: str = "false") -> Any:
     """``method`` behind the guard when ``mode`` asks for speed on ``device`` (see the module docstring); otherwise
-    ``method`` itself, unchanged. A smoothed method keeps its class and gets a guarded ``base``."""
+    ``method`` itself, unchanged. A smoothed method keeps its class and gets a guarded ``base``. ``compile_mode``
+    (:func:`wants_compile`) runs the fast path through ``torch.compile``."""
     if not wants_guard(mode, device):
         return method
+    options = {"mode": mode, "compile": wants_compile(compile_mode, device)}
     if method.capabilities.smoothed and isinstance(getattr(method, "base", None), torch.nn.Module):
         if not isinstance(method.base, GuardedMethod):
-            method.base = GuardedMethod(method.base, key=f"{key}/base", mode=mode)
+            method.base = GuardedMethod(method.base, key=f"{key}/base", **options)
         return method
-    return method if isinstance(method, GuardedMethod) else GuardedMethod(method, key=key, mode=mode)
+    return method if isinstance(method, GuardedMethod) else GuardedMethod(method, key=key, **options)
 
 
 def guarded(method: Any) -> GuardedMethod | None:
@@ -87,7 +109,13 @@ def stamp(method: Any) -> dict[str, Any]:
     return {"precision": d.precision, "precision_delta_db": delta, "precision_fallback": d.fallback or None}
 
 
-def guard_surrogate(surrogate: Any, card: str, mode: str, device: torch.device) -> Any:
+def stamp_version(method: Any) -> int:
+    """How many times the guard's decision changed after it was taken (a failed recompile); 0 without a guard."""
+    g = guarded(method)
+    return 0 if g is None else g.stamp_version
+
+
+def guard_surrogate(surrogate: Any, card: str, mode: str, device: torch.device, compile_mode: str = "false") -> Any:
     """A transfer attack's surrogate (built from ``card``) in the matrix's precision policy, calibrated now.
 
     A surrogate already behind a guard (a smoothed method's guarded base, taken by transfer from the base) is returned
@@ -95,7 +123,7 @@ def guard_surrogate(surrogate: Any, card: str, mode: str, device: torch.device) 
     device, shared with the card's own cells: the same weights). Calibrating here means a surrogate the guard cannot
     run fails when the attack is built, not halfway through an image.
     """
-    out = guard(surrogate, card, mode, device)
+    out = guard(surrogate, card, mode, device, compile_mode)
     stamp(out)
     return out
 
