@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 import pytest
 import torch
@@ -187,6 +188,10 @@ def test_compile_error_after_calibration_changes_the_decision_and_says_so(monkey
 
 
 @pytest.mark.slow  # inductor compiles C++ for the CPU: about 35-60 s for this tiny model on one busy core
+@pytest.mark.skipif(
+    not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")),
+    reason="torch.compile on the CPU (inductor) needs a C++ compiler; none is on PATH",
+)
 def test_compiled_bf16_equals_the_eager_bf16_output_on_cpu() -> None:
     """Real ``torch.compile`` (inductor, gcc) of a tiny RRDBNet under bf16 autocast on the CPU: the label says
     ``compile``, the guard measured the compiled output, and it equals the eager bf16 output within bf16 rounding."""
