@@ -6,7 +6,7 @@ bottom::
 
     plan      matrix -> cells and keys (once per run)
     prepare   HR (modcropped), LR = sample.lr or imresize(HR, 1/scale) rounded to 8 bits
-    corrupt   LR -> condition(LR, generator by (cell key, image))
+    corrupt   LR -> condition(LR, generator by (corruption key, image): one draw for every method)
     attack    -> x_adv (generator by (cell key, image, "attack"))                          [attacked cells]
     infer     -> method.super_resolve(x) or the certified smoothed prediction (generator by (cell key, image, "method"))
     score     -> every metric(SR, HR, x); certified columns of a certificate
@@ -18,29 +18,19 @@ Stochastic methods and attacked cells run one image per batch, so every generato
 gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.runner.stages.sigma`).
 
 Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
-another spec for it) computes only that metric -- from the stored SR outputs when the matrix has
-``store_outputs: true`` (no model runs; only once they match the shape and SHA-256 of each tensor their cell
-records, else -- a cell stored before those checksums, a truncated or altered file -- by running the method again,
-the log saying why), else by running the method again; a metric dropped from the matrix is dropped from the cell.
-SR-space columns (matrix ``sr_space:``, :mod:`bench.runner.stages.sample`) are metrics in this sense too: one
-missing from a stored cell is scored on the samples the cell stored, once they pass the checks of
-:func:`bench.runner.stages.rescore.stored_samples` (count, shapes, sample 0, the recorded checksum); samples that
-were not stored, were lost or fail a check are drawn again from their seeds by running the method, and the log says
-why. A cell with any failure row is stored ``failed`` and computed again by the next run.
+another spec for it) computes only that metric -- on the stored SR outputs (``store_outputs: true``) once they match
+the shape and SHA-256 their cell records per tensor, else by running the method again, the log saying why; a metric
+dropped from the matrix is dropped from the cell. Missing SR-space columns (:mod:`bench.runner.stages.sample`) are
+scored likewise on the stored samples (:func:`bench.runner.stages.rescore.stored_samples`), else drawn again from
+their seeds. A cell with any failure row is stored ``failed`` and computed again by the next run.
 
-Errors: the project's own errors and bad data (:data:`bench.errors.BAD_DATA`; an attack that refuses the method, a
-NaN output, a metric's ``ValueError`` on its input) become failure rows with the message and the run goes on; a
-method that cannot be built (a missing checkpoint: :class:`bench.errors.MissingAsset`, an unknown asset) fails its
-cells with the error and its ``fix`` as data. Anything else -- a bug in a method, CUDA out of memory -- surfaces.
+Errors: the project's errors and bad data (:data:`bench.errors.BAD_DATA`) become failure rows and the run goes on; a
+method that cannot be built fails its cells with the error and its ``fix``; anything else (a bug, CUDA OOM) surfaces.
 
-Datasets: an image that fails pairing (an LR the size of its HR, a missing partner: the dataset's ``load`` raises
-:class:`bench.data.pairing.PairingError`) is a failure row naming the files and sizes, and the other images are
-scored. A dataset that cannot be built (not fetched: :class:`bench.data.store.DatasetNotReadyError`; a scale the
-manifest lacks) fails each of its cells with the message and, as ``fix``, the exact fetch command; the run goes on.
-A set without ground truth (``dataset.has_ground_truth`` false, samples with ``hr`` None) runs the no-reference
-metrics only: each full-reference metric's rows are ``skipped`` with "skipped: no ground truth"
-(:data:`bench.results.schema.NO_GROUND_TRUTH`), as are all rows of its attacked cells (an attack's loss needs the
-HR) and its certified columns are not computed; skipped rows leave the cell ``ok``.
+Datasets: an image that fails pairing (:class:`bench.data.pairing.PairingError`) is a failure row naming the files
+and sizes; a dataset that cannot be built (not fetched, a scale the manifest lacks) fails its cells with the fetch
+command as ``fix``. On a set without ground truth the full-reference rows, attacked cells and certificates are
+``skipped`` (:data:`bench.results.schema.NO_GROUND_TRUTH`), leaving the cell ``ok``.
 
 Sharding: ``rank``/``world_size`` (from ``RANK``/``WORLD_SIZE`` under torchrun) take the cells ``i % world_size ==
 rank``; every rank writes its own cell files into the same run directory and the report merges them.
