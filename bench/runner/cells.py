@@ -29,6 +29,7 @@ Not in the key, on purpose:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,6 +43,8 @@ COMPUTE_FIELDS = ("precision", "compile")
 #: Bump when the runner changes what a cell computes (invalidates every stored cell). 2: metrics left the key.
 #: 3: a condition's corruption is drawn per (dataset, corruption, seed, image), the same for every method.
 CELL_FORMAT = 3
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,10 @@ def expand_cells(
 ) -> list[Cell]:
     """Every cell of ``matrix`` in method-major order (so one method's cells run together and it is loaded once).
 
+    Two settings that compute the same thing (same key: an attack entry with a ``surrogate`` on a differentiable
+    method, which is attacked directly, beside the plain entry) are planned once, under the first in matrix order, so
+    that one stored cell never carries two labels; the log says so.
+
     ``provenances`` (card provenance per method: ``differentiable``, ``stochastic``, ``adapter``, ``args``) decides
     the attack variants, the seeds of stochastic methods and which methods carry the ``smoothing`` section; without
     it every method is taken as deterministic, differentiable and unsmoothed.
@@ -226,6 +233,7 @@ def expand_cells(
     provenances = provenances or {}
     smoothing = matrix.smoothing.identity() if matrix.smoothing is not None else None
     cells = []
+    planned: dict[str, Cell] = {}
     for method in matrix.methods:
         prov = provenances.get(method, {})
         smoothed = smoothing if prov.get("adapter") == "median_smoothing" else None
@@ -249,7 +257,17 @@ def expand_cells(
                             matrix.precision,
                             matrix.compile,
                         )
-                        cells.append(Cell(method, dataset, condition, seed, cell_key(desc), desc, threat))
+                        cell = Cell(method, dataset, condition, seed, cell_key(desc), desc, threat)
+                        if cell.key in planned:  # e.g. a surrogate entry on a differentiable method: attacked directly
+                            logger.info(
+                                "%s computes what %s computes (same key %s): planned once, shown under the first",
+                                cell.label(),
+                                planned[cell.key].label(),
+                                cell.key,
+                            )
+                            continue
+                        planned[cell.key] = cell
+                        cells.append(cell)
     return cells
 
 

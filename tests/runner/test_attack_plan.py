@@ -142,3 +142,37 @@ def test_a_plan_the_built_method_contradicts_is_a_bug_not_a_failure_row(kinds):
     assert cell.threat.variant == "direct"
     with pytest.raises(RuntimeError, match=r"planned 'direct'.*not differentiable"):
         Attacker(torch.device("cpu")).build(cell, build_method("frozen"))
+
+
+def test_a_surrogate_entry_on_a_differentiable_method_is_planned_once_under_the_first_name(
+    tiny_project, tmp_path, caplog
+):
+    """A differentiable method is attacked directly, so an entry with a ``surrogate`` computes what the plain entry
+    computes: one cell (one key, one label), shown under the first entry -- not a table silently renamed."""
+    import logging
+
+    import yaml
+
+    from bench.report.html import write_report
+    from bench.runner.matrix import load_matrix
+    from bench.runner.runner import Runner, run_matrix
+
+    data = yaml.safe_load(tiny_project["matrix"].read_text())
+    fgsm = {"attack": "fgsm", "epsilons": ["8/255"], "loss": "l1"}
+    data.update(
+        methods=["tiny-rrdb"],
+        conditions=[{"name": "clean", "corruption": "clean"}],
+        metrics=["psnr"],
+        attacks=[{"name": "none"}, {"name": "fgsm", **fgsm}, {"name": "fgsm-transfer", **fgsm, "surrogate": "bicubic"}],
+    )
+    tiny_project["matrix"].write_text(yaml.safe_dump(data))
+    matrix = load_matrix(tiny_project["matrix"])
+    with caplog.at_level(logging.INFO, logger="bench.runner.cells"):
+        cells = Runner(matrix, tmp_path / "plan", device="cpu", progress=False).cells
+    assert [c.threat.name for c in cells] == ["none", "fgsm"]
+    assert len({c.key for c in cells}) == 2
+    assert any("fgsm-transfer" in r.message and "planned once" in r.message for r in caplog.records)
+    assert run_matrix(matrix, tmp_path / "r", device="cpu", progress=False).exit_code == 0
+    write_report(tmp_path / "r")
+    tables = sorted(p.name for p in (tmp_path / "r" / "tables").glob("*.csv"))
+    assert tables == ["folder__clean.csv", "folder__clean__fgsm_eps0.0313725.csv"]

@@ -55,7 +55,7 @@ def test_keys_do_not_depend_on_matrix_name_or_order(tiny_project):
 
 def test_shard_partitions_cells(tiny_project):
     m = load_matrix(tiny_project["matrix"], overrides=["seeds=[0, 1, 2]"])
-    cells = expand_cells(m, {"bicubic": {}, "tiny-rrdb": {}})
+    cells = expand_cells(m, {"bicubic": {"card": "bicubic"}, "tiny-rrdb": {"card": "tiny-rrdb"}})
     parts = [shard(cells, r, 3) for r in range(3)]
     assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in cells)
     assert [len(p) for p in parts] == [4, 4, 4]
