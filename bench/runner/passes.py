@@ -112,8 +112,8 @@ class ModelSpec:
         elif sigma is not None:
             sigma = float(sigma) if sigma > 0 else None
         n = int(args.get("n", DEFAULT_N))
-        differentiable = spec.differentiable and _base_differentiable(provenance)  # a gradient flows if the base's does
-        return cls(name, True, differentiable, True, n, sigma, bool(args.get("include_clean", False)))
+        # a card's ``differentiable`` already follows its base (MethodCard.capabilities)
+        return cls(name, True, spec.differentiable, True, n, sigma, bool(args.get("include_clean", False)))
 
     @classmethod
     def from_card(cls, name: str) -> ModelSpec:
@@ -135,22 +135,6 @@ class ModelSpec:
     def copies(self, sigma: float | str | None) -> int:
         """Base passes of one call at ``sigma``: ``n`` when smoothing is on, else 1."""
         return self.n if self.smoothed and sigma is not None else 1
-
-
-def _base_differentiable(provenance: Mapping[str, Any]) -> bool:
-    """Whether a smoothing card's base is differentiable: its base card's provenance, or its ``{adapter, args}``."""
-    from bench.methods import ADAPTERS
-
-    base_card = provenance.get("base")
-    if isinstance(base_card, Mapping) and "differentiable" in base_card:
-        return bool(base_card["differentiable"])
-    base = (provenance.get("args") or {}).get("base")
-    if isinstance(base, Mapping) and base.get("adapter"):
-        try:
-            return bool(ADAPTERS.get(str(base["adapter"])).differentiable)
-        except KeyError:
-            return True
-    return True
 
 
 def cell_sigma(cell: Any, matrix: Any, model: ModelSpec) -> float | str | None:

@@ -4,8 +4,8 @@ Per image ``sr/<image>`` (the method's output, (1, 3, H, W)) and ``x/<image>`` (
 attack, (1, 3, H/s, W/s)) and, for a stochastic method of a matrix with ``sr_space:``, ``samples/<image>`` (its n SR
 samples, (n, 3, H, W), sample 0 = ``sr/<image>``), float32 in [0, 1], lossless, so that a metric or an SR-space
 column added later is scored on exactly the tensors the other metrics saw and no model runs
-(:mod:`bench.runner.stages.rescore`). Written once per cell through a temporary file and :func:`os.replace`
-(atomic); a failed write raises :class:`~bench.errors.OutputError` and leaves no temporary file.
+(:mod:`bench.runner.stages.rescore`). Written once per cell by :func:`bench.atomic.atomic_write`; a failed write
+raises :class:`~bench.errors.OutputError` and leaves no temporary file.
 
 Checksums: :meth:`OutputStore.write` returns, for every tensor it writes, its shape and :func:`tensor_sha256`
 (:func:`describe`), computed from the tensors the metrics were scored on (before they reach the disk); the cell
@@ -20,17 +20,14 @@ section also records the checksum of each image's samples (:mod:`bench.runner.st
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.runner.store import output_error
+from bench.atomic import atomic_write
 
 
 def tensor_sha256(t: torch.Tensor) -> str:
@@ -53,25 +50,11 @@ class OutputStore:
     def write(self, key: str, tensors: dict[str, torch.Tensor]) -> tuple[str, dict[str, dict[str, Any]]]:
         """Write ``tensors`` (``sr/<image>``, ``x/<image>``, ``samples/<image>``) atomically; return the path
         relative to the run and each written tensor's :func:`describe` (name -> shape and SHA-256)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        final = self.path(key)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         stored = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
         checksums = {k: describe(v) for k, v in stored.items()}
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            save_file(stored, str(tmp))
-            os.replace(tmp, final)
-        except (OSError, SafetensorError) as exc:  # no space, no permission: the run stops, stored cells intact
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            if not isinstance(exc, OSError):  # safetensors reports the I/O error in its message
-                text = str(exc)
-                code = errno.ENOSPC if "os error 28" in text or "No space" in text else None
-                exc = OSError(code, text)
-            raise output_error(final, exc) from exc
+        atomic_write(self.path(key), save(stored))  # OutputError naming the file (no space, no permission)
         return self.relpath(key), checksums
 
     def read(self, key: str, device: torch.device, checksums: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
