@@ -93,7 +93,11 @@ def project_root() -> Path:
 
 
 def _holds_declarations(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix in DECLARATION_SUFFIXES and p.is_file() for p in folder.iterdir())
+    """Whether ``folder`` holds at least one YAML file (an unreadable folder does not)."""
+    try:
+        return folder.is_dir() and any(p.suffix in DECLARATION_SUFFIXES and p.is_file() for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 def declarations_dir(kind: str) -> Path:
