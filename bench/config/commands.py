@@ -1,7 +1,8 @@
 """``python -m bench schema``: JSON Schemas of the configuration files, and a full check of given files.
 
 ``schema [--out DIR]`` writes ``matrix.schema.json``, ``method-card.schema.json``, ``training-recipe.schema.json``,
-``dataset-manifest.schema.json`` and ``asset-manifest.schema.json`` into DIR (default ``schemas/`` of the project) and
+``dataset-manifest.schema.json`` and ``asset-manifest.schema.json`` into DIR (default ``schemas/`` of the project,
+:func:`bench.paths.schemas_dir`: the checkout's, or the current directory's for an installed wheel) and
 prints the ``yaml.schemas`` editor setting that maps them to the project's files. ``schema --check FILE ...``
 validates files as the commands would (registries and method cards included) and prints every problem with the file,
 the dotted key and the closest valid name; exit code 1 when a file has a problem.
@@ -31,14 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _check(paths: list[Path], kind_name: str | None) -> int:
     from bench.config.errors import ConfigError
     from bench.config.schema import SCHEMA_KINDS, check_file, kind_of
-    from bench.paths import project_root
+    from bench.paths import PACKAGE_DIR, SHIPPED_DIR, project_root
 
+    roots = (project_root(), PACKAGE_DIR.parent, SHIPPED_DIR)  # the project's files, then the package's own
     by_name = {k.name: k for k in SCHEMA_KINDS}
     if kind_name is not None and kind_name not in by_name:
         raise ValueError(f"unknown kind {kind_name!r}; known: {', '.join(by_name)}")
     bad = 0
     for path in paths:
-        kind = by_name[kind_name] if kind_name else kind_of(path, project_root())
+        kind = by_name[kind_name] if kind_name else next(filter(None, (kind_of(path, r) for r in roots)), None)
         if kind is None:
             raise ValueError(f"{path}: cannot tell its kind from its location; give --kind ({', '.join(by_name)})")
         try:
@@ -55,9 +57,9 @@ def schema_command(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args.check, args.kind)
     from bench.config.schema import editor_settings, write_schemas
-    from bench.paths import project_root
+    from bench.paths import schemas_dir
 
-    out = args.out if args.out is not None else project_root() / "schemas"
+    out = args.out if args.out is not None else schemas_dir()
     written = write_schemas(out)
     for path in written.values():
         print(path)

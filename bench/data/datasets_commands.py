@@ -4,8 +4,9 @@
 image count. ``fetch`` downloads (resumable), checks size and sha256 before extracting, extracts safely and checks the
 layout; ``--from PATH`` takes a local archive, a folder holding the archives, or the unpacked dataset folder (for sets
 behind a login); ``--url URL`` (or ``$BENCH_DATASET_MIRROR``, a base URL) replaces the official URL. ``verify``
-re-hashes every file against what the fetch recorded. ``info`` prints the manifest. Data lands in ``datasets/NAME/``
-or ``$BENCH_DATA/NAME/``.
+re-hashes every file against what the fetch recorded. ``info`` prints the manifest. Data lands in ``$BENCH_DATA/NAME/``,
+else in ``datasets/NAME/`` beside the manifests, else -- the packaged manifests of an installed wheel -- in
+``$BENCH_HOME/datasets/NAME/`` (:func:`bench.paths.data_dir`).
 """
 
 from __future__ import annotations
@@ -150,11 +151,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"# status: {st.state}" + (f" ({st.detail})" if st.detail else "") + f"; folder: {store.folder(m.name)}")
     print(f"# get it: {m.fetch_command()}")
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, width=118, allow_unicode=True))
-    from bench.data.store import read_lock
-
-    locked = {f: v for (d, f), v in read_lock(store.lock_path).items() if d == m.name}
+    locked = {f: v for (d, f), v in store.read_locks().items() if d == m.name}
     if locked:
-        print(f"# recorded in {store.lock_path}:")
+        where = store.lock_path if store.shipped_lock is None else f"{store.shipped_lock} and {store.lock_path}"
+        print(f"# recorded in {where}:")
         for file, (sha, size) in sorted(locked.items()):
             print(f"#   {file}: sha256 {sha}, {size} bytes")
     return 0

@@ -3,9 +3,9 @@
 Code registers its datasets by decorator as for every kind (``@DATASETS.register("embedded-eval")``). The manifest
 datasets (``datasets/*.yaml`` of kind ``archive``, :mod:`bench.data.catalog`) are not registered once at import:
 every lookup that misses the code-registered names consults the catalog of the project that is current *then*
-(``$BENCH_PROJECT`` or the checkout, :func:`bench.paths.datasets_dir`), which is re-read when a manifest file is added,
-removed or edited. So a process that switches projects (tests, a library user) sees each project's own datasets, and
-an edited manifest's scales are the ones the matrix checks use.
+(``$BENCH_PROJECT``, the checkout, ``./datasets`` or an installed wheel's copy, :func:`bench.paths.datasets_dir`),
+which is re-read when a manifest file is added, removed or edited. So a process that switches projects (tests, a
+library user) sees each project's own datasets, and an edited manifest's scales are the ones the matrix checks use.
 
 Names are listed as they are spelled where they are declared (``div2k-val``, ``embedded-eval``); a lookup is case-,
 dash- and underscore-insensitive (``div2k_val`` finds ``div2k-val``). A code-registered name wins over a manifest of

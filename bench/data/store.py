@@ -1,8 +1,11 @@
 """Fetching, verifying and locating the manifest datasets: what ``python -m bench datasets ...`` does.
 
-Where things go: a dataset ``NAME`` lands in ``<data root>/NAME/`` where the data root is ``$BENCH_DATA`` or the
-project's ``datasets/`` folder (git-ignored sub-folders). Downloads are cached in ``<data root>/.downloads/`` (a
-``.part`` file resumes); the checksum lock is ``datasets/checksums.lock`` beside the manifests (commit it).
+Where things go: a dataset ``NAME`` lands in ``<data root>/NAME/`` where the data root (:func:`bench.paths.data_dir`)
+is ``$BENCH_DATA``, else the project's ``datasets/`` folder beside the manifests (git-ignored sub-folders), else --
+manifests read from an installed wheel's packaged copy -- ``$BENCH_HOME/datasets``. Downloads are cached in
+``<data root>/.downloads/`` (a ``.part`` file resumes). The checksum lock is ``datasets/checksums.lock`` beside the
+manifests (commit it); beside the packaged manifests, which are never written, the shipped lock is read and new
+checksums go to ``<data root>/checksums.lock`` (:attr:`DatasetStore.lock_path`), both read on every check.
 
 A fetch, step by step (nothing is ever left looking ready half-way):
 
@@ -47,10 +50,10 @@ from bench.assets.errors import AssetError, ChecksumError
 from bench.data.extract import UnsafeArchiveError, copy_tree, extract_archive
 from bench.data.manifest import DatasetManifest, SourceFile, load_manifest, load_manifests
 from bench.data.pairing import scan
+from bench.paths import DATA_ENV, is_shipped
 
 logger = logging.getLogger(__name__)
 
-DATA_ENV = "BENCH_DATA"
 MIRROR_ENV = "BENCH_DATASET_MIRROR"
 READY_MARKER = ".ready.json"
 DOWNLOADS = ".downloads"
@@ -91,11 +94,11 @@ class FetchResult:
 
 
 def data_root() -> Path:
-    """``$BENCH_DATA`` or the project's ``datasets/`` folder."""
-    from bench.paths import datasets_dir
+    """Where datasets land: ``$BENCH_DATA``, else the project's ``datasets/`` folder, else (packaged manifests)
+    ``$BENCH_HOME/datasets``; :func:`bench.paths.data_dir`."""
+    from bench.paths import data_dir
 
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else datasets_dir()
+    return data_dir()
 
 
 # ---------------------------------------------------------------------------------------------------- lock file
@@ -168,7 +171,9 @@ class DatasetStore:
     Args:
         manifest_dir: folder of ``*.yaml`` manifests (default: the project's ``datasets/``).
         root: where datasets land (default: :func:`data_root`).
-        lock_path: the checksum lock (default: ``<manifest_dir>/checksums.lock``).
+        lock_path: the checksum lock that new checksums are written to (default: ``<manifest_dir>/checksums.lock``;
+            ``<root>/checksums.lock`` when the manifests are the installed package's, whose own lock,
+            :attr:`shipped_lock`, is then read too and never written).
     """
 
     def __init__(
@@ -181,8 +186,20 @@ class DatasetStore:
 
         self.manifest_dir = Path(manifest_dir) if manifest_dir is not None else datasets_dir()
         self.root = Path(root) if root is not None else data_root()
-        self.lock_path = Path(lock_path) if lock_path is not None else self.manifest_dir / "checksums.lock"
+        beside = self.manifest_dir / "checksums.lock"
+        self.shipped_lock: Path | None = beside if is_shipped(self.manifest_dir) else None
+        if lock_path is not None:
+            self.lock_path = Path(lock_path)
+        else:
+            self.lock_path = self.root / "checksums.lock" if self.shipped_lock is not None else beside
         self.manifests, self.invalid = load_manifests(self.manifest_dir)
+
+    def read_locks(self) -> dict[tuple[str, str], tuple[str, int]]:
+        """The recorded checksums: :attr:`lock_path`'s, and the packaged lock's (:attr:`shipped_lock`, which wins)."""
+        entries = read_lock(self.lock_path)
+        if self.shipped_lock is not None:
+            entries.update(read_lock(self.shipped_lock))
+        return entries
 
     # ------------------------------------------------------------------------------------------------- lookup
     def get(self, name: str) -> DatasetManifest:
@@ -287,7 +304,7 @@ class DatasetStore:
             p = folder / rel
             if p.is_file() and p.stat().st_size == size and sha256_file(p) != sha:
                 problems.append(f"{rel}: sha256 differs from the one recorded at fetch time")
-        lock = read_lock(self.lock_path)
+        lock = self.read_locks()
         for src in marker.get("sources", []):
             declared = next((s for s in m.sources if s.file == src.get("file")), None)
             want = None
@@ -317,7 +334,7 @@ class DatasetStore:
         if not force and not from_paths and self.status(name).state == "ready":
             return FetchResult(self.folder(name), already=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = read_lock(self.lock_path)
+        lock = self.read_locks()
         for stale in [*self.root.glob(f".tmp-{name}-*"), *self.root.glob(f".old-{name}-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed fetch (one fetch per dataset at a time)
         tmp = self.root / f".tmp-{name}-{os.getpid()}"

@@ -85,7 +85,8 @@ class CardError(ConfigFileError):
 
 
 def cards_dir() -> Path:
-    """The folder of the cards: ``bench.paths.methods_dir()`` (``$BENCH_PROJECT/methods`` or the checkout's)."""
+    """The folder of the cards, :func:`bench.paths.methods_dir`: ``$BENCH_PROJECT/methods``, the checkout's, a
+    ``./methods`` holding cards, or the copy an installed wheel carries."""
     return methods_dir()
 
 

@@ -12,7 +12,6 @@ import platform
 import subprocess
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -23,10 +22,13 @@ _KEY_EXCLUDED_PROVENANCE = ("title", "card_sha256", "differentiable", "stochasti
 
 @functools.lru_cache(maxsize=1)
 def git_revision() -> str | None:
-    """The commit of the checkout around the package (``None`` outside a git checkout or without git)."""
-    import bench
+    """The commit of the checkout around the package (``None`` for an installed package -- never the commit of a
+    repository that happens to hold its site-packages --, outside a git checkout, or without git)."""
+    from bench.paths import checkout_root
 
-    root = Path(bench.__file__).resolve().parent.parent
+    root = checkout_root()
+    if root is None:
+        return None
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False

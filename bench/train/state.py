@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from bench.paths import PACKAGE_DIR
+from bench.paths import checkout_root
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,14 @@ _JSON_KEYS = ("recipe_config", "data", "perceptual", "overrides")
 
 
 def git_revision() -> str | None:
-    """The commit of the checkout around the package (``None`` outside a git checkout or without git)."""
+    """The commit of the checkout around the package (``None`` for an installed package, outside a git checkout or
+    without git)."""
+    root = checkout_root()
+    if root is None:
+        return None
     try:
         out = subprocess.run(
-            ["git", "-C", str(PACKAGE_DIR.parent), "rev-parse", "HEAD"],
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,
