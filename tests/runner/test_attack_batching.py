@@ -60,37 +60,6 @@ def _rows(run_dir: Path) -> pd.DataFrame:
     return df.set_index(KEY).sort_index()
 
 
-def test_attacked_cells_batch_with_per_image_generators(tiny_project, tmp_path, batch_sizes):
-    path = _with(tiny_project["matrix"], methods=["bicubic", "tiny-rrdb"], attacks=ATTACKS, gallery=None)
-    one = load_matrix(path, overrides=["batch_images=1"])
-    three = load_matrix(path, overrides=["batch_images=3"])
-    keys = [c.key for c in Runner(one, tmp_path / "a", device="cpu").cells]
-    assert keys == [c.key for c in Runner(three, tmp_path / "b", device="cpu").cells]  # batch_images is not keyed
-    assert run_matrix(one, tmp_path / "a", device="cpu", progress=False).exit_code == 0
-    assert {size for _, size in batch_sizes} == {1}
-    batch_sizes.clear()
-    assert run_matrix(three, tmp_path / "b", device="cpu", progress=False).exit_code == 0
-    # every attacked cell ran its 3 images as one batch: the attacks' passes too
-    assert {size for _, size in batch_sizes} == {3}
-    a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
-    assert a.index.equals(b.index) and set(a.index.get_level_values("cell")) == set(keys)
-    assert len(set(a.index.get_level_values("attack"))) == len(ATTACKS)
-    assert a["value"].to_numpy() == pytest.approx(b["value"].to_numpy(), rel=1e-5, abs=1e-5)
-    for column in ATTACK_COLUMNS:
-        assert a[column].to_numpy() == pytest.approx(b[column].to_numpy(), rel=1e-5, abs=1e-6), column
-    # counts are per image (a batched pass counts once, as one image's pass)
-    for column in ("attack_forward", "attack_backward", "attack_mode"):
-        assert a[column].tolist() == b[column].tolist(), column
-    # the images drew different random starts (each from its own generator, not one shared draw)
-    rs = b.xs("rs", level="attack").xs("psnr", level="metric")["attack_loss_adv"]
-    assert rs.nunique() == len(rs)
-
-
-def _mrs_card(project: dict) -> None:
-    text = "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny-rrdb, sigma: 0.05, n: 3}\ntile: null\n"
-    (project["methods"] / "tiny-mrs.yaml").write_text(text)
-
-
 @pytest.fixture
 def frozen_card(tiny_project, monkeypatch):
     """A card whose adapter is bicubic declaring itself non-differentiable (as an ncnn or JPEG-in-the-loop method)."""
@@ -102,6 +71,41 @@ def frozen_card(tiny_project, monkeypatch):
     monkeypatch.setitem(ADAPTERS._entries, "frozen_bicubic", cls)
     (tiny_project["methods"] / "frozen.yaml").write_text("title: Frozen\nadapter: frozen_bicubic\ntile: null\n")
     return tiny_project
+
+
+def test_attacked_cells_batch_with_per_image_generators(frozen_card, tmp_path, batch_sizes):
+    """Every route of a deterministic method: direct (bicubic, tiny-rrdb: the entries' surrogate is dropped for a
+    differentiable method) and transfer from tiny-rrdb (frozen; random_sign needs no gradient: direct)."""
+    attacks = [dict(a, surrogate="tiny-rrdb") for a in ATTACKS]
+    methods = ["bicubic", "tiny-rrdb", "frozen"]
+    path = _with(frozen_card["matrix"], methods=methods, attacks=attacks, gallery=None)
+    one = load_matrix(path, overrides=["batch_images=1"])
+    three = load_matrix(path, overrides=["batch_images=3"])
+    keys = [c.key for c in Runner(one, tmp_path / "a", device="cpu").cells]
+    assert keys == [c.key for c in Runner(three, tmp_path / "b", device="cpu").cells]  # batch_images is not keyed
+    assert run_matrix(one, tmp_path / "a", device="cpu", progress=False).exit_code == 0
+    assert {size for _, size in batch_sizes} == {1}
+    batch_sizes.clear()
+    assert run_matrix(three, tmp_path / "b", device="cpu", progress=False).exit_code == 0
+    # every attacked cell ran its 3 images as one batch: the attacks' passes too (with one shared generator instead
+    # of one per image, the random starts and signs would differ from batch 1 and the values below with them)
+    assert {size for _, size in batch_sizes} == {3}
+    a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert a.index.equals(b.index) and set(a.index.get_level_values("cell")) == set(keys)
+    assert len(set(a.index.get_level_values("attack"))) == len(ATTACKS)
+    modes = set(zip(b.index.get_level_values("method"), b["attack_mode"], strict=True))
+    assert {("frozen", "transfer"), ("frozen", "gradient-free"), ("tiny-rrdb", "white-box")} <= modes
+    assert a["value"].to_numpy() == pytest.approx(b["value"].to_numpy(), rel=1e-5, abs=1e-5)
+    for column in ATTACK_COLUMNS:
+        assert a[column].to_numpy() == pytest.approx(b[column].to_numpy(), rel=1e-5, abs=1e-6), column
+    # counts are per image (a batched pass counts once, as one image's pass)
+    for column in ("attack_forward", "attack_backward", "attack_mode"):
+        assert a[column].tolist() == b[column].tolist(), column
+
+
+def _mrs_card(project: dict) -> None:
+    text = "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: tiny-rrdb, sigma: 0.05, n: 3}\ntile: null\n"
+    (project["methods"] / "tiny-mrs.yaml").write_text(text)
 
 
 def test_stochastic_models_still_run_one_image_per_batch(frozen_card, tmp_path, batch_sizes):
