@@ -8,8 +8,10 @@ the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the a
 has its own generator, seeded by (cell key, image name, ``"attack"``), and the attacks draw each image's randomness
 from its own and compute per-image losses and gradients (:mod:`bench.attacks.base`), so ``batch_images`` changes no
 draw: the runner batches the attacked cells of deterministic methods (their values then differ by floating-point
-summation order at most) and gives stochastic ones -- a stochastic method, or a transfer from a stochastic surrogate
-(:meth:`Attacker.one_per_batch`) -- one image per batch.
+summation order -- within 1e-5 on CPU in the tests; on CUDA, where TF32 or bf16 convolutions change with the batch
+size, a signed-gradient step may also flip on a near-zero gradient entry and move that pixel by 2 alpha) and
+gives stochastic ones -- a stochastic method, or a transfer from a stochastic surrogate (:meth:`Attacker.one_per_batch`)
+-- one image per batch.
 
 The route of a cell (``direct``, ``transfer``, ``transfer-from-base``, ``refused``) is planned from the cards
 (:func:`bench.runner.cells.method_threats`); :meth:`Attacker.build` checks it again with the built methods and
