@@ -11,7 +11,8 @@ Every generator is seeded by its own image. Stochastic methods run one image per
 generator per call), as do attacked cells whose attack draws from a stochastic model (a stochastic method, or a
 transfer from a stochastic surrogate); deterministic methods, attacked or not, run ``batch_images`` images of a size
 per batch, the attacks drawing each image's randomness from its own generator, so ``batch_images`` changes no random
-draw and the values of a deterministic method by floating-point summation order at most.
+draw, and the values of a deterministic method only by floating-point summation order (what that can do to a
+signed-gradient step on CUDA: :mod:`bench.runner.stages.attack`).
 """
 
 from __future__ import annotations

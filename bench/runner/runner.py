@@ -15,9 +15,9 @@ bottom::
 
 Every generator is seeded by its own image, so ``batch_images`` changes no random draw: it batches deterministic
 methods, attacked cells included (each image's attack draws from its own generator; values differ by floating-point
-summation order at most), while stochastic methods, and attacks through a stochastic surrogate, run one image per
-batch. Median smoothing with ``sigma: auto``
-gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.runner.stages.sigma`).
+summation order, :mod:`bench.runner.stages.attack`), while stochastic methods, and attacks through a stochastic
+surrogate, run one image per batch. Median smoothing with ``sigma: auto`` gets sigma chosen per (condition, attack
+setting) before its cells (:mod:`bench.runner.stages.sigma`).
 
 Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
 another spec for it) computes only that metric -- on the stored SR outputs (``store_outputs: true``) once they match
