@@ -37,5 +37,5 @@ def test_each_benchmark_step_selects_cuda_cases() -> None:
     rest = _collected("-k", "cuda and not fast_path", "tests/benchmarks")
     assert len(fast) >= 4 and all("cuda" in t for t in fast), fast  # 2 sizes x fp32 / guarded / compiled
     names = " ".join(rest)
-    for case in ("pgd_step", "smoothing", "training"):  # the acceptance figures of issue 13
+    for case in ("pgd_step", "pgd_batch", "smoothing", "training"):  # the acceptance figures of issue 13
         assert case in names, f"no CUDA benchmark case for {case!r} left in the step's selection"

@@ -23,15 +23,24 @@ Threat models (``Attack.threat``): ``linf`` (``||x_adv - x||_inf <= eps``, x_adv
 network), ``none`` (baselines). Attacks with ``never_below_clean = True`` keep the clean input among their candidates
 and return, per image, the candidate with the highest loss, so ``loss_adv >= loss_clean`` (on the attacked method).
 
+**Generators.** ``generator`` is one :class:`torch.Generator` for the batch or a sequence with one per image. With
+a sequence, every random draw of the attack (PGD's uniform start, the random signs, the degradation attack's
+networks and noise maps, each restart's) takes image i's slice from image i's generator, and every loss is per image
+with gradients of the *sum* of the per-image losses, so image i's result is the same (to floating-point summation
+order) whether it is attacked alone or in a batch: the runner batches the attacked cells of deterministic methods
+this way. A stochastic method (EOT) draws its randomness from one generator per call, so it takes one generator (a
+sequence of one), never several (:class:`AttackError`): the runner attacks it one image per batch.
+
 The runner calls an attack per batch::
 
-    result = attack(method, lr, hr, generator)
+    result = attack(method, lr, hr, [generator_of(name) for name in images])
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 TARGETS = ("hr", "clean")
 DEFAULT_EOT_SAMPLES = 8
+
+#: An attack's source of randomness: one generator for the whole batch, or one per image (image i draws from its own).
+Generators = torch.Generator | Sequence[torch.Generator]
 
 
 class AttackError(AttackRefused):
@@ -111,6 +123,11 @@ class AttackResult:
 class Objective:
     """The per-image quantity an attack maximises: ``loss(method(x), target)``, averaged over ``eot_samples`` draws.
 
+    Values are (N,), one per image; the gradient is that of their **sum** (never their mean), so image i's gradient
+    is the gradient of its own loss whatever the batch size (no rescaling by N of a step or of CW's objective).
+    ``generator`` is what the method draws from (a stochastic method's single generator; ``None`` or ignored for a
+    deterministic one).
+
     Counts forward and backward passes in :attr:`counts` (a dict shared with the objectives made by :meth:`select`).
     Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only (method parameters get no ``.grad``).
     """
@@ -170,10 +187,39 @@ def keep_better(
     return torch.where(better.view(-1, 1, 1, 1), x, best_x), torch.where(better, loss, best_loss)
 
 
-def uniform_like(x: torch.Tensor, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    """``U(low, high)`` of ``x``'s shape drawn on the generator's device (float32) and moved to ``x``'s device/dtype."""
-    u = torch.rand(tuple(x.shape), generator=generator, device=generator.device, dtype=torch.float32)
-    return (low + (high - low) * u).to(device=x.device, dtype=x.dtype)
+def per_image(generator: Generators, n: int) -> list[torch.Generator]:
+    """The generator of each of ``n`` images: a sequence as given (it must hold ``n``), a single generator ``n`` times
+    (the images then share it and draw from it in image order)."""
+    if isinstance(generator, torch.Generator):
+        return [generator] * n
+    gens = list(generator)
+    if len(gens) != n:
+        raise AttackError(f"got {len(gens)} generators for a batch of {n} images: pass one per image, or a single one")
+    return gens
+
+
+def draw_per_image(
+    x: torch.Tensor, generator: Generators, draw: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
+) -> torch.Tensor:
+    """Random values of ``x``'s shape, moved to ``x``'s device and dtype: ``draw(shape, generator)`` (on the
+    generator's device) for a single generator; for a sequence, image i's slice ``(1, C, H, W)`` drawn from generator
+    i, so that an image's draws do not depend on the batch it is in."""
+    if isinstance(generator, torch.Generator):
+        return draw(tuple(x.shape), generator).to(device=x.device, dtype=x.dtype)
+    gens = per_image(generator, x.shape[0])
+    shape = (1, *x.shape[1:])
+    return torch.cat([draw(shape, g).to(device=x.device, dtype=x.dtype) for g in gens])
+
+
+def uniform_like(x: torch.Tensor, low: float, high: float, generator: Generators) -> torch.Tensor:
+    """``U(low, high)`` of ``x``'s shape drawn on the generator's device (float32) and moved to ``x``'s device/dtype;
+    with one generator per image, each image's slice from its own (:func:`draw_per_image`)."""
+
+    def draw(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+        u = torch.rand(shape, generator=g, device=g.device, dtype=torch.float32)
+        return low + (high - low) * u
+
+    return draw_per_image(x, generator, draw)
 
 
 class Attack:
@@ -238,10 +284,14 @@ class Attack:
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One run: the adversarial input (N, 3, h, w) in [0, 1] and its (N,) loss under ``objective``."""
+        """One run: the adversarial input (N, 3, h, w) in [0, 1] and its (N,) loss under ``objective``.
+
+        ``generator``: one generator, or (deterministic methods only) a list of one per image of ``x`` -- a run draws
+        image i's randomness from its own (:func:`draw_per_image`, :func:`per_image`). The objective's losses are per
+        image and its gradient is that of their sum, so images do not interact."""
         raise NotImplementedError
 
     def objective_calls(self) -> tuple[int, int]:
@@ -328,6 +378,30 @@ class Attack:
         s = int(method.scale)
         return x.shape[-2] * s, x.shape[-1] * s
 
+    def _generators(
+        self, generator: Generators | None, n: int, stochastic: bool, method: Method
+    ) -> torch.Generator | list[torch.Generator] | None:
+        """``generator`` checked: ``None``, one generator, or (deterministic methods, N > 1) a list of N; a sequence of
+        one is its generator (the same draws)."""
+        if generator is None or isinstance(generator, torch.Generator):
+            return generator
+        gens = list(generator)
+        if not gens or not all(isinstance(g, torch.Generator) for g in gens):
+            raise AttackError(
+                f"generator must be a torch.Generator or a sequence of them (one per image), got {generator!r}"
+            )
+        if len(gens) != n:
+            raise AttackError(f"got {len(gens)} generators for a batch of {n} images: pass one per image, or one")
+        if len(gens) == 1:
+            return gens[0]
+        if stochastic:
+            raise AttackError(
+                f"{type(self).__name__} on {self._name(method)!r}: a stochastic method (or surrogate) draws its "
+                f"randomness from one generator per call, so {n} per-image generators cannot be honoured; attack it "
+                "one image per batch with that image's generator"
+            )
+        return gens
+
     def _check_inputs(self, method: Method, lr: torch.Tensor, hr: torch.Tensor | None) -> None:
         for role, m in (("method", method), ("surrogate", self.surrogate)):
             if m is not None and not isinstance(m, (Method, str)):
@@ -354,12 +428,16 @@ class Attack:
         method: Method,
         lr: torch.Tensor,
         hr: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators | None = None,
     ) -> AttackResult:
         """Attack ``method`` on the batch ``lr`` (N, 3, h, w) in [0, 1] with ground truth ``hr`` (N, 3, sh, sw).
 
+        ``generator``: one :class:`torch.Generator`, or a sequence of N (one per image: image i's draws come from its
+        own, so its result does not depend on its batch; a stochastic method or surrogate takes one generator only).
+
         Returns an :class:`AttackResult`. Raises :class:`AttackError` for a non-differentiable method without a
-        surrogate, a missing HR (target ``hr``) or generator (random start, stochastic method).
+        surrogate, a missing HR (target ``hr``) or generator (random start, stochastic method), a number of
+        generators that is not N, or several generators for a stochastic method.
         """
         start = time.perf_counter()
         self._check_inputs(method, lr, hr)
@@ -378,10 +456,13 @@ class Attack:
                 f"{hint}"
             )
         stochastic = attacked.capabilities.stochastic or method.capabilities.stochastic
+        generator = self._generators(generator, lr.shape[0], stochastic, method)
         if generator is None and (self.random_start or stochastic):
             raise AttackError(
                 f"{type(self).__name__} on {self._name(method)!r} needs a torch.Generator (seed per cell)"
             )
+        # what the methods draw from: only stochastic ones draw, and they get a single generator
+        method_generator = generator if isinstance(generator, torch.Generator) else None
         stochastic_attacked = attacked.capabilities.stochastic
         if self.needs_gradient and self.target == "clean" and not self.random_start and not stochastic_attacked:
             raise AttackError(
@@ -395,8 +476,8 @@ class Attack:
         counts = {"forward": 0, "backward": 0}
         samples = self._samples(attacked)
         x = self.clean_input(lr, hr).detach()
-        target = hr if self.target == "hr" else self._clean_target(attacked, x, samples, generator, counts)
-        objective = Objective(attacked, loss, target, samples, generator, counts)
+        target = hr if self.target == "hr" else self._clean_target(attacked, x, samples, method_generator, counts)
+        objective = Objective(attacked, loss, target, samples, method_generator, counts)
         loss_clean = objective.value(x)
         best_x, best_loss = None, None
         for run in range(self.restarts):
@@ -409,8 +490,10 @@ class Attack:
         extra: dict[str, Any] = {}
         if transfer:
             eval_samples = self._samples(method)
-            eval_target = hr if self.target == "hr" else self._clean_target(method, x, eval_samples, generator, counts)
-            evaluation = Objective(method, loss, eval_target, eval_samples, generator, counts)
+            eval_target = (
+                hr if self.target == "hr" else self._clean_target(method, x, eval_samples, method_generator, counts)
+            )
+            evaluation = Objective(method, loss, eval_target, eval_samples, method_generator, counts)
             extra["surrogate_loss_clean"] = loss_clean.tolist()
             extra["surrogate_loss_adv"] = best_loss.tolist()
             loss_clean, best_loss = evaluation.value(x), evaluation.value(best_x)

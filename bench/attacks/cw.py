@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class CW(Attack):
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         w = to_tanh_space(x).detach().requires_grad_(True)

@@ -13,7 +13,10 @@ normalised steepest-ascent step in ``u``: ``u <- u + step * g_u / ||g_u||_2`` wi
 projects ``u`` on the ball ``||u||_2 <= eps``. The LR fed to the method is ``clamp(F_theta(hr), 0, 1)``.
 
 Choices where the paper is silent: one degradation network **per image** (identity initialisation and noise maps drawn
-from the cell's generator, in image order), so an image's result does not depend on its batch; the noise maps are
+from the image's own generator when one per image is given -- the runner's way --, else from the one generator in
+image order), so with per-image generators an image's result does not depend on its batch; every iteration runs the
+method once on the whole batch (the gradient of the sum of per-image losses) and steps each network in its own
+scaled ball; the noise maps are
 drawn once per image and kept fixed during the iterations; the clean reference is the identity network's output, i.e.
 ``antialiased_avg_pool(hr)`` (:func:`bench.archs.degradation.antialiased_avg_pool`, not the bicubic LR), and the
 attack returns per image the iterate with the highest loss among the identity and the 5 iterates
@@ -42,7 +45,7 @@ import torch
 
 from bench.archs.degradation import DegradationNet, antialiased_avg_pool
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better, per_image
 
 logger = logging.getLogger(__name__)
 
@@ -112,58 +115,51 @@ class DegradationAttack(Attack):
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One degradation network per image (drawn from that image's generator, or from the shared one in image
+        order), every iteration one batched pass of the method; steps and projections per image."""
         if hr is None:
             raise AttackError("the degradation attack makes the LR from the HR: pass hr")
         factor = hr.shape[-1] // x.shape[-1]
-        xs, losses = [], []
-        for i in range(x.shape[0]):
-            x_i, loss_i = self._one(
-                objective.select(i), x[i : i + 1], loss_clean[i : i + 1], hr[i : i + 1], factor, generator
-            )
-            xs.append(x_i)
-            losses.append(loss_i)
-        return torch.cat(xs), torch.cat(losses)
-
-    def _one(
-        self,
-        objective: Objective,
-        x: torch.Tensor,
-        loss_clean: torch.Tensor,
-        hr: torch.Tensor,
-        factor: int,
-        generator: torch.Generator | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        net = self.build_network(factor, hr.device, generator)
-        noise = net.make_noise(hr, generator)
-        groups = net.param_groups()
-        params = [p for g in groups.values() for p in g]
-        scale = [self.scales[name] for name, g in groups.items() for _ in g]
-        identity = [p.detach().clone() for p in params]
-        u = [torch.zeros_like(p) for p in params]  # scaled deviation s_g * (theta - theta_id)
+        n = x.shape[0]
+        gens = per_image(generator, n) if generator is not None else [None] * n
+        nets, noises = [], []
+        for i in range(n):  # network i, then its noise maps: the draw order of one image attacked alone
+            net = self.build_network(factor, hr.device, gens[i])
+            nets.append(net)
+            noises.append(net.make_noise(hr[i : i + 1], gens[i]))
+        params = [[p for g in net.param_groups().values() for p in g] for net in nets]
+        scale = [self.scales[name] for name, g in nets[0].param_groups().items() for _ in g]
+        identity = [[p.detach().clone() for p in ps] for ps in params]
+        u = [[torch.zeros_like(p) for p in ps] for ps in params]  # per image: scaled deviation s_g * (theta - theta_id)
         best_x, best_loss = x, loss_clean
 
         def degrade() -> torch.Tensor:
             with torch.no_grad():
-                for p, p0, ui, s in zip(params, identity, u, scale, strict=True):
-                    p.copy_(p0 + ui / s)
-            return net(hr, noise).clamp(0.0, 1.0)
+                for ps, p0s, us in zip(params, identity, u, strict=True):
+                    for p, p0, ui, s in zip(ps, p0s, us, scale, strict=True):
+                        p.copy_(p0 + ui / s)
+            lrs = [net(hr[i : i + 1], noises[i]) for i, net in enumerate(nets)]
+            return torch.cat(lrs).clamp(0.0, 1.0)
 
         for _ in range(self.steps):
             with torch.enable_grad():
                 lr_t = degrade()
-                loss, grad_x = objective.value_and_grad(lr_t.detach())
-                grads = torch.autograd.grad(lr_t, params, grad_outputs=grad_x)
+                loss, grad_x = objective.value_and_grad(lr_t.detach())  # one batched pass; gradient of the sum
+                flat = [p for ps in params for p in ps]
+                grads = torch.autograd.grad(lr_t, flat, grad_outputs=grad_x)  # image i's only reach network i
             best_x, best_loss = keep_better(best_x, best_loss, lr_t.detach(), loss)
-            g_u = [g / s for g, s in zip(grads, scale, strict=True)]
-            g_norm = torch.sqrt(sum(g.square().sum() for g in g_u))
-            if g_norm > 0:
-                u = [ui + self.step_size * g / g_norm for ui, g in zip(u, g_u, strict=True)]
-            u_norm = torch.sqrt(sum(ui.square().sum() for ui in u))
-            if u_norm > self.eps:
-                u = [ui * (self.eps / u_norm) for ui in u]
+            k = len(scale)
+            for i in range(n):
+                g_u = [g / s for g, s in zip(grads[i * k : (i + 1) * k], scale, strict=True)]
+                g_norm = torch.sqrt(sum(g.square().sum() for g in g_u))
+                if g_norm > 0:
+                    u[i] = [ui + self.step_size * g / g_norm for ui, g in zip(u[i], g_u, strict=True)]
+                u_norm = torch.sqrt(sum(ui.square().sum() for ui in u[i]))
+                if u_norm > self.eps:
+                    u[i] = [ui * (self.eps / u_norm) for ui in u[i]]
         with torch.no_grad():
             lr_t = degrade()
         return keep_better(best_x, best_loss, lr_t, objective.value(lr_t))

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective
+from bench.attacks.base import Attack, AttackError, Generators, Objective
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class EOT(Attack):
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.perturb(objective, x, loss_clean, generator, hr)

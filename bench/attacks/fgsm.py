@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective
+from bench.attacks.base import Attack, AttackError, Generators, Objective
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +53,13 @@ class FGSM(Attack):
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv = (x + self.eps * self.direction(objective, x, generator)).clamp(0.0, 1.0)
         return x_adv, objective.value(x_adv)
 
-    def direction(self, objective: Objective, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def direction(self, objective: Objective, x: torch.Tensor, generator: Generators | None) -> torch.Tensor:
         """The +-1 step direction: the sign of the loss gradient at ``x`` (one forward + backward)."""
         _, grad = objective.value_and_grad(x)
         return grad.sign()

@@ -6,8 +6,9 @@ Paper: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Atta
 
 Choices where the paper is silent (parameters of the run, recorded in the spec): **T = 10 steps and alpha = eps / 4 at
 test** (Madry et al.'s rule alpha = 2.5 eps / T, which lets an iterate cross the ball from any start); the random start
-is drawn per pixel from the cell's generator; the attack returns, per image, the iterate with the highest loss among
-the clean input, ``x_0, ..., x_T``, so its loss is never below the clean loss. ``alpha=None`` means ``2.5 * eps / T``.
+is drawn per pixel from the cell's generator (each image's from its own when one per image is given); the attack
+returns, per image, the iterate with the highest loss among the clean input, ``x_0, ..., x_T``, so its loss is never
+below the clean loss. ``alpha=None`` means ``2.5 * eps / T``.
 (The RSR training recipe -- eps 14/255, 2 steps, alpha 1/255, start drawn at 1/1.5 resolution -- is a training setting,
 see ``bench.train``.)
 
@@ -32,7 +33,7 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Objective, keep_better, uniform_like
+from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better, uniform_like
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class PGD(Attack):
         """``steps`` gradients and one value (the last iterate's loss); BIM inherits it."""
         return self.steps, 1
 
-    def start(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def start(self, x: torch.Tensor, generator: Generators | None) -> torch.Tensor:
         """``clip(x + U(-eps, eps), 0, 1)`` (or ``x`` without random start)."""
         if not self.random_start:
             return x
@@ -84,7 +85,7 @@ class PGD(Attack):
         objective: Objective,
         x: torch.Tensor,
         loss_clean: torch.Tensor,
-        generator: torch.Generator | None,
+        generator: Generators | None,
         hr: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         low, high = (x - self.eps).clamp(min=0.0), (x + self.eps).clamp(max=1.0)

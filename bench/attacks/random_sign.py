@@ -2,8 +2,9 @@
 
 Not an attack of the papers: a baseline that spends the same L-infinity budget as FGSM without looking at the model,
 so that "FGSM lowers PSNR more than random +-eps noise" is a measurable claim. The signs come from the cell's generator
-(independent per pixel and channel); the result is clipped to [0, 1]. No gradient is used (mode ``gradient-free``,
-works on non-differentiable methods); its loss may be below the clean loss.
+(independent per pixel and channel; with one generator per image, each image's from its own); the result is clipped
+to [0, 1]. No gradient is used (mode ``gradient-free``, works on non-differentiable methods); its loss may be below
+the clean loss.
 
 Args:
     eps: L-infinity amplitude on the [0, 1] scale (10/255).
@@ -21,16 +22,20 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Objective
+from bench.attacks.base import Generators, Objective, draw_per_image
 from bench.attacks.fgsm import FGSM
 
 logger = logging.getLogger(__name__)
 
 
-def random_signs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """+-1 of ``x``'s shape, each with probability 1/2, drawn on the generator's device and moved to ``x``'s."""
-    bits = torch.randint(0, 2, tuple(x.shape), generator=generator, device=generator.device, dtype=torch.int8)
-    return (2 * bits - 1).to(device=x.device, dtype=x.dtype)
+def random_signs(x: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """+-1 of ``x``'s shape, each with probability 1/2, drawn on the generator's device and moved to ``x``'s; with one
+    generator per image, each image's signs from its own (:func:`bench.attacks.base.draw_per_image`)."""
+
+    def draw(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+        return 2 * torch.randint(0, 2, shape, generator=g, device=g.device, dtype=torch.int8) - 1
+
+    return draw_per_image(x, generator, draw)
 
 
 @ATTACKS.register("random_sign", aliases=("random",))
@@ -44,5 +49,5 @@ class RandomSign(FGSM):
         """No gradient: one value (the adversarial loss)."""
         return 0, 1
 
-    def direction(self, objective: Objective, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def direction(self, objective: Objective, x: torch.Tensor, generator: Generators | None) -> torch.Tensor:
         return random_signs(x, generator)

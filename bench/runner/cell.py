@@ -7,8 +7,12 @@ certified columns of a certificate, :func:`bench.runner.stages.score.certified_r
 (:meth:`bench.runner.stages.sample.SRSpace.rows`). Errors follow :mod:`bench.runner.runner`: the project's errors and
 bad data become failure rows, anything else surfaces.
 
-Stochastic methods and attacked cells run one image per batch (every generator is seeded by its own image), so
-``batch_images`` changes no value.
+Every generator is seeded by its own image. Stochastic methods run one image per batch (they draw from one
+generator per call), as do attacked cells whose attack draws from a stochastic model (a stochastic method, or a
+transfer from a stochastic surrogate); deterministic methods, attacked or not, run ``batch_images`` images of a size
+per batch, the attacks drawing each image's randomness from its own generator, so ``batch_images`` changes no random
+draw, and the values of a deterministic method only by floating-point summation order (what that can do to a
+signed-gradient step on CUDA: :mod:`bench.runner.stages.attack`).
 """
 
 from __future__ import annotations
@@ -115,7 +119,8 @@ class CellEvaluator:
             logger.info("%s: skipped (no ground truth: the attack's loss needs the HR)", cell.label())
             records = [rows.skipped(n, m, NO_GROUND_TRUTH, metrics[m].spec.as_dict()) for n in names for m in metrics]
             names = []
-        per_call = 1 if (caps.stochastic or cell.threat.attacked) else self.matrix.batch_images
+        one = caps.stochastic or (cell.threat.attacked and self.attack.one_per_batch(cell, method))
+        per_call = 1 if one else self.matrix.batch_images
         batch: list[Item] = []
         for name in tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr):
             try:

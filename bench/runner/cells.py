@@ -18,9 +18,10 @@ Not in the key, on purpose:
 * the metrics: a cell stores its records per metric with each metric's spec (``metric_specs`` of
   :class:`~bench.results.schema.CellPayload`), so the spec is the per-metric sub-key -- a metric added to the matrix
   (or whose spec changes) is computed for the stored cell alone, the others are kept;
-* ``batch_images``: every image's generators are seeded from (cell key or corruption key, image name), and
-  stochastic methods and attacks run one image at a time, so batching cannot change a stochastic or attacked value
-  (deterministic methods may batch; their values differ by floating-point summation order at most);
+* ``batch_images``: every image's generators are seeded from (cell key or corruption key, image name), stochastic
+  methods run one image at a time, and a batched attack draws each image's randomness from that image's generator,
+  so batching changes no random draw and no stochastic value (deterministic methods, attacked or not, may batch;
+  their values differ by floating-point summation order, see :mod:`bench.runner.stages.attack` for attacks on CUDA);
 * ``store_outputs``: storing the SR outputs changes no number;
 * ``sr_space`` for deterministic methods: their SR-space columns come from their one output whatever the number of
   samples (the columns' specs still say it, so a new number recomputes those columns only: on the stored output

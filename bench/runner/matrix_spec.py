@@ -255,7 +255,11 @@ class MatrixFile(Frozen):
     metrics: list[Annotated[MetricSpec, AsName, NameSchema]] = Field(min_length=1)
     seeds: list[Int] = Field([0], min_length=1)
     gallery: GallerySpec | None = None
-    batch_images: PositiveInt = Field(1, description="images per forward pass")
+    batch_images: PositiveInt = Field(
+        1,
+        description="images of one size per forward pass of a deterministic method, attacked cells included (each "
+        "image's attack draws from its own generator); stochastic methods run one image per pass; not in the cell key",
+    )
     attacks: list[Annotated[AttackSpec, AsName, NameSchema]] | None = Field(None, min_length=1)
     attack_images: PositiveInt | None = Field(None, description="attacked cells use the first N images")
     stochastic_seeds: list[Int] | None = Field(None, min_length=1, description="seeds of stochastic methods")

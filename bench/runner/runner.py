@@ -13,9 +13,11 @@ bottom::
     sample    -> SR-space columns over n samples per image (matrix ``sr_space:``; only stochastic methods sampled)
     record    -> tidy rows and the cell payload (:mod:`bench.results.schema`)
 
-Stochastic methods and attacked cells run one image per batch, so every generator is seeded by its own image and
-``batch_images`` changes no value (it batches deterministic methods only). Median smoothing with ``sigma: auto``
-gets sigma chosen per (condition, attack setting) before its cells (:mod:`bench.runner.stages.sigma`).
+Every generator is seeded by its own image, so ``batch_images`` changes no random draw: it batches deterministic
+methods, attacked cells included (each image's attack draws from its own generator; values differ by floating-point
+summation order, :mod:`bench.runner.stages.attack`), while stochastic methods, and attacks through a stochastic
+surrogate, run one image per batch. Median smoothing with ``sigma: auto`` gets sigma chosen per (condition, attack
+setting) before its cells (:mod:`bench.runner.stages.sigma`).
 
 Metrics are computed per metric: a stored ``ok`` cell whose ``metric_specs`` lack a metric of the matrix (or hold
 another spec for it) computes only that metric -- on the stored SR outputs (``store_outputs: true``) once they match

@@ -4,9 +4,14 @@ The attack (:mod:`bench.attacks`) maximises its loss through the method: white-b
 for stochastic ones, by transfer from a surrogate (the matrix's ``surrogate``, or the base card for
 ``transfer_from_base`` -- taken from the wrapper itself when it wraps that card), in the matrix's precision policy
 like the methods (:mod:`bench.runner.stages.precision`; its stamp on the rows as ``surrogate_precision*``). The mode
-the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the attack alone. The generator is seeded
-by (cell key, first image of the batch, ``"attack"``); the runner gives attacked cells one image per batch, so each
-image's attack is seeded by its own name and ``batch_images`` cannot change it.
+the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the attack alone. Each image of a batch
+has its own generator, seeded by (cell key, image name, ``"attack"``), and the attacks draw each image's randomness
+from its own and compute per-image losses and gradients (:mod:`bench.attacks.base`), so ``batch_images`` changes no
+draw: the runner batches the attacked cells of deterministic methods (their values then differ by floating-point
+summation order -- within 1e-5 on CPU in the tests; on CUDA, where TF32 or bf16 convolutions change with the batch
+size, a signed-gradient step may also flip on a near-zero gradient entry and move that pixel by 2 alpha) and
+gives stochastic ones -- a stochastic method, or a transfer from a stochastic surrogate (:meth:`Attacker.one_per_batch`)
+-- one image per batch.
 
 The route of a cell (``direct``, ``transfer``, ``transfer-from-base``, ``refused``) is planned from the cards
 (:func:`bench.runner.cells.method_threats`); :meth:`Attacker.build` checks it again with the built methods and
@@ -108,6 +113,27 @@ class Attacker:
             self._surrogates[name] = precision.guard_surrogate(built, name, mode, self.device, compile_mode)
         return self._surrogates[name]
 
+    def one_per_batch(self, cell: Cell, method: Any) -> bool:
+        """Whether the attacked cell must run one image per batch: its method is stochastic, or its surrogate is
+        (a stochastic model draws from one generator per call, so per-image generators cannot be honoured). The
+        surrogate's capability is the wrapper's own inner method's when it wraps that card, else its card's."""
+        if method.capabilities.stochastic:
+            return True
+        name = cell.threat.surrogate
+        if not cell.threat.attacked or name is None or cell.threat.variant == REFUSED:
+            return False
+        inner = method.inner(name)
+        if inner is not None:
+            return bool(inner.capabilities.stochastic)
+        if name in self._surrogates:
+            return bool(self._surrogates[name].capabilities.stochastic)
+        from bench.methods.cards import load_card
+
+        try:
+            return bool(load_card(name).stochastic)
+        except (KeyError, OSError, ValueError):  # building it fails the cell with the card's error anyway
+            return True
+
     def build(self, cell: Cell, method: Any) -> Any:
         """The attack object of an attacked cell; :class:`AttackRefused` for a ``refused`` one, ``RuntimeError`` when
         the built methods contradict the planned route (the cards' capabilities and the methods' disagree)."""
@@ -131,8 +157,8 @@ class Attacker:
     def __call__(self, cell: Cell, method: Any, items: Sequence[Item], lr: torch.Tensor, hr: torch.Tensor):
         """Attack the batch; set each item's ``attack_columns``; return ``(x_adv, record)``."""
         attack = self.build(cell, method)
-        generator = make_generator(seed_from(cell.seed_key, items[0].name, "attack"), self.device)
-        result = attack(method, lr, hr, generator)
+        generators = [make_generator(seed_from(cell.seed_key, it.name, "attack"), self.device) for it in items]
+        result = attack(method, lr, hr, generators)
         planned = planned_mode(cell, method.capabilities.stochastic)
         if AttackMode(result.mode) != planned:
             raise RuntimeError(f"{cell.label()}: the attack ran in mode {result.mode}, its plan says {planned}")
