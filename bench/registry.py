@@ -4,6 +4,10 @@ A component registers itself with a decorator in the module that defines it. Eac
 hold its components; they are imported on first lookup, one by one, so that a broken optional dependency in one
 module raises a clear error for that component only and never breaks ``import bench``.
 
+Names ignore case and ``-``/``_`` (:func:`normalise_name`): ``psnr-y`` and ``PSNR_Y`` are one name. A second component
+registered under a taken name, spelled alike or not, is refused with a :class:`~bench.errors.NameCollision` naming
+both components and their files, and every later lookup of that name raises it again: one never answers for the other.
+
 Example::
 
     METRICS = Registry("metric", modules=("bench.metrics.psnr", "bench.metrics.ssim"))
