@@ -30,9 +30,9 @@ the write the run does for it; it is not an error of the plan (:attr:`CostPlan.e
 probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
 already stored are counted.
 
-Length (over ~500 lines): the probe, the time model (per pass, per image, once per method and per run) and the plan's
-table are one estimate and are tested as one against real runs; the training estimate (:func:`plan_training`) reuses
-the same timer.
+Length (over ~700 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
+the plan's table are one estimate and are tested as one against real runs; the training estimate
+(:func:`plan_training`) reuses the same timer.
 
 Example::
 
@@ -481,13 +481,12 @@ def plan_matrix(
     from bench.methods import cards
     from bench.runner.cells import REFUSED
     from bench.runner.provenance import error_text
+    from bench.runner.runner import Runner
     from bench.runner.stages import precision
     from bench.runner.stages.attack import refusal_of
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dry-run-") as tmp:
-        from bench.runner.runner import Runner
-
         runner = Runner(matrix, tmp, device=device, progress=False)
     setup = time.perf_counter() - started  # a run builds the same Runner (metrics, cards' provenance, cells)
     plan = CostPlan(matrix.name, str(runner.device))
@@ -598,7 +597,7 @@ def plan_matrix(
                     line.seconds += build
                 line.seconds += _cell_seconds(count, listed[cell.key], own, other, matrix, rates)
                 line.flops += _cell_flops(count, listed[cell.key], own, other, rates)
-                line.seconds += cell_write_seconds + crop_seconds * _gallery_crops(runner, count, listed[cell.key])
+                line.seconds += rates.cell_write + rates.crop_write * _gallery_crops(runner, count, listed[cell.key])
                 if count.selection_steps:
                     if selection_error is not None:
                         raise selection_error
@@ -665,16 +664,16 @@ def _selection_cost(
     image, the passes of :attr:`~bench.runner.passes.CellCount.selection_steps` and the selection metric."""
     val = rates.selection
     cell = count.cell
-    scale = sum(val.pixels) / rates.probe_px
+    ratio = sum(val.pixels) / rates.probe_px  # the validation images' pixels over the probe's
     loss = _loss_key(cell.threat.loss) if cell.threat.attacked else None
     corruption = rates.corruption.get(cell.condition.name, 0.0)
-    seconds = val.load * len(val.pixels) + (0.0 if cell.threat.attacked else corruption * scale)
+    seconds = val.load * len(val.pixels) + (0.0 if cell.threat.attacked else corruption * ratio)
     flops = 0.0
     for sigma, one in count.selection_steps:
         per_image = _pass_seconds(one, loss, probes[sigma], other) + val.metric
         per_image += corruption if cell.threat.attacked else 0.0
-        seconds += per_image * scale
-        flops += (_pass_flops(one, probes[sigma], other) + val.metric_flops) * scale
+        seconds += per_image * ratio
+        flops += (_pass_flops(one, probes[sigma], other) + val.metric_flops) * ratio
     return seconds, flops
 
 
