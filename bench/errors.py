@@ -81,6 +81,15 @@ class ConfigFileError(ConfigError):
         super().__init__(text, fix=fix)
 
 
+class NameCollision(ConfigError, KeyError):
+    """Two components of one kind whose names differ only in case or ``-``/``_`` (which every name lookup ignores:
+    ``div2k-val`` and ``DIV2K_val`` are one name): the message names both (their files), ``fix`` says to rename or
+    remove one. A ``KeyError`` too, so every lookup that reports an unknown name reports this one the same way."""
+
+    def __str__(self) -> str:  # a KeyError's str() would quote the message
+        return BenchError.__str__(self)
+
+
 class BadImage(BenchError, ValueError):
     """An input image cannot be used (unreadable, wrong channels, too small for the scale)."""
 

@@ -9,7 +9,10 @@ library user) sees each project's own datasets, and an edited manifest's scales 
 
 Names are listed as they are spelled where they are declared (``div2k-val``, ``embedded-eval``); a lookup is case-,
 dash- and underscore-insensitive (``div2k_val`` finds ``div2k-val``). A code-registered name wins over a manifest of
-the same name.
+the same name. Two manifest files whose names differ only so (``div2k-val.yaml`` and ``DIV2K_val.yaml``; a manifest's
+name is its file's stem, and one of the two is then also invalid, its name not lower-case with dashes) make a lookup
+of that name a :class:`~bench.errors.NameCollision` naming both files, never the valid one silently in place of the
+other. At the lookup, not when the folder is read: a stray copy stops only the runs that name it.
 
 Example::
 
@@ -23,6 +26,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
+from bench.errors import NameCollision
 from bench.registry import Registry, T
 
 
@@ -61,14 +65,24 @@ class DatasetRegistry(Registry[T]):
         """``(name as spelled, component)``; ``KeyError`` with the nearest names (and why a manifest is invalid)."""
         self.load()
         key = self._norm(name)
+        if key in self._collisions:
+            raise self._collisions[key]
         key = self._aliases.get(key, key)
         if key in self._entries:
             return self._spelling.get(key, key), self._entries[key]
         catalog = self._catalog()
         if catalog is not None:
-            for spelled, factory in catalog.factories.items():
-                if self._norm(spelled) == key:
-                    return spelled, factory
+            found = [spelled for spelled in catalog.factories if self._norm(spelled) == key]
+            files = [f"{spelled}.yaml" for spelled in found]
+            files += [file for file in catalog.invalid if self._norm(file.rsplit(".", 1)[0]) == key]
+            if len(files) > 1:
+                raise NameCollision(
+                    f"{self.kind} {name!r} is ambiguous: the manifests {' and '.join(files)} of {catalog.folder} have "
+                    "names that differ only in case or '-'/'_' (dataset names ignore both); rename or remove one of "
+                    "them"
+                )
+            if found:
+                return found[0], catalog.factories[found[0]]
         raise KeyError(self._unknown(name, catalog))
 
     def _unknown(self, name: str, catalog: Any) -> str:

@@ -54,6 +54,7 @@ import torch
 
 from bench.config.errors import ConfigFileError
 from bench.config.loader import read_yaml, validate_model
+from bench.errors import NameCollision
 from bench.methods import ADAPTERS
 from bench.methods.base import Capabilities, Method
 from bench.methods.card_spec import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, CardFile
@@ -66,6 +67,7 @@ from bench.methods.checkpoint import (
     producer_command,
 )
 from bench.paths import methods_dir
+from bench.registry import normalise_name
 
 logger = logging.getLogger(__name__)
 
@@ -421,12 +423,24 @@ def list_cards() -> list[MethodCard]:
 
 
 def load_card(name_or_path: str | Path) -> MethodCard:
-    """A card by name (``methods/<name>.yaml``) or by path to a YAML file; ``KeyError`` listing the cards otherwise."""
+    """A card by name (``methods/<name>.yaml``) or by path to a YAML file; ``KeyError`` listing the cards otherwise.
+
+    Raises:
+        NameCollision: ``name`` is the name of two card files, their names differing only in case or ``-``/``_``
+            (``tiny-rrdb.yaml`` and ``Tiny_RRDB.yaml``), or in the suffix (``.yaml`` and ``.yml``): names ignore
+            both, so neither is taken in silence; the message names the files.
+    """
     ref = Path(name_or_path)
     if isinstance(name_or_path, Path) or ref.suffix in CARD_SUFFIXES or len(ref.parts) > 1:
         if not ref.is_file():
             raise FileNotFoundError(f"no method card at {ref}")
         return parse_card(ref)
+    same = [p for p in card_paths() if normalise_name(p.stem) == normalise_name(str(name_or_path))]
+    if len(same) > 1:
+        raise NameCollision(
+            f"method card {name_or_path!r} is ambiguous: the cards {' and '.join(map(str, same))} have names that "
+            "differ only in case, '-'/'_' or suffix (card names ignore them); rename or remove one of them"
+        )
     for suffix in CARD_SUFFIXES:
         candidate = cards_dir() / f"{name_or_path}{suffix}"
         if candidate.is_file():

@@ -4,7 +4,9 @@
 ``--inline`` embeds every image (a single-file report); by default the page holds compressed thumbnails and links the
 full-size images beside it. ``--primary METRIC`` ranks the overview by that metric (default: the matrix's first).
 Every file is written atomically (:mod:`bench.atomic`); a full disk or an unwritable folder ends with one ``error:``
-line naming the file and the fix, exit 1, the previous report files whole and the stored cells untouched.
+line naming the file and the fix, exit 1, the previous report files whole and the stored cells untouched. It takes
+the run folder's lock (:mod:`bench.runner.lock`), so it never renders a folder a run is writing: while one holds it,
+``report`` waits a few seconds, then ends with one ``error:`` line naming that run's process, exit 2.
 """
 
 from __future__ import annotations
@@ -48,8 +50,14 @@ def resolve_run_dir(run: str, out: Path | None = None) -> Path:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    """Render under the run folder's lock (:func:`bench.runner.lock.run_lock`, as a single run): a run or any rank of
+    a sharded run writing the folder is waited for :data:`~bench.runner.lock.REPORT_WAIT` seconds, then refused with
+    one ``error:`` line naming its process and lock (:class:`~bench.runner.lock.RunLocked`, exit 2)."""
     from bench.report.html import write_report
+    from bench.runner.lock import REPORT_FIX, REPORT_WAIT, run_lock
 
     run_dir = resolve_run_dir(args.run, args.out)
-    print(write_report(run_dir, inline=args.inline, primary=args.primary))
+    with run_lock(run_dir, wait=REPORT_WAIT, fix=REPORT_FIX.format(run=args.run)):
+        index = write_report(run_dir, inline=args.inline, primary=args.primary)
+    print(index)
     return 0

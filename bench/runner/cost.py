@@ -16,13 +16,23 @@ the probe's (conv nets and the pixel metrics are linear in pixels); once per met
 matrix's ``precision``, so the guard's calibration is in it and a bf16 fast path is what the probe times).
 
 Writing each cell's JSON and its gallery crops is timed once (one write of each) and added per cell; building the
-runner (metrics, cards' provenance, cells) and writing the run's info once, on the first line. Not timed:
-report rendering, the first load of a checkpoint, the metric of sigma selection, the degradation attack's own
-network. Cells already stored are counted.
+runner (metrics, cards' provenance, cells) and writing the run's info once, on the first line.
 
-Length (over ~500 lines): the probe, the time model (per pass, per image, once per method and per run) and the plan's
-table are one estimate and are tested as one against real runs; the training estimate (:func:`plan_training`) reuses
-the same timer.
+Median smoothing is timed as the run makes it: a cell counted at a sigma (:attr:`CellCount.sigma
+<bench.runner.passes.CellCount.sigma>`; a ``sigma: auto`` card at the grid value the count takes) with its n copies
+batched, a cell with smoothing off on the base alone. A ``sigma: auto`` cell's selection
+(:attr:`~bench.runner.passes.CellCount.selection_steps`) is timed per grid value with the probe at that sigma, on the
+validation images' own sizes, with their reads, the condition and the selection metric (:func:`_selection_cost`).
+
+A ``refused`` attack setting (:data:`bench.runner.cells.REFUSED`) is never attempted: its line says so with the
+text and fix of its failure rows (:func:`bench.runner.stages.attack.refusal_of`), no pass and only the reads and
+the write the run does for it; it is not an error of the plan (:attr:`CostPlan.errors`: the kinds that cannot be
+probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
+already stored are counted.
+
+Length (over ~700 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
+the plan's table are one estimate and are tested as one against real runs; the training estimate
+(:func:`plan_training`) reuses the same timer.
 
 Example::
 
@@ -78,6 +88,8 @@ class CostLine:
     flops: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    refused: str = ""  # a ``refused`` attack setting: its failure rows' text (never attempted), with ``fix``
+    fix: str = ""
 
 
 @dataclass
@@ -109,6 +121,17 @@ class CostPlan:
     def backwards(self) -> float:
         return sum(line.backwards for line in self.lines)
 
+    @property
+    def refused_cells(self) -> int:
+        """Cells of ``refused`` attack settings: failure rows with the fix, never attempted (not an error of the
+        plan)."""
+        return sum(line.cells for line in self.lines if line.refused)
+
+    @property
+    def errors(self) -> list[CostLine]:
+        """The kinds of cell the plan could not probe (a method that cannot be built or run, ...)."""
+        return [line for line in self.lines if line.error]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "matrix": self.matrix,
@@ -119,28 +142,47 @@ class CostPlan:
             "flops": self.flops,
             "seconds": self.seconds,
             "probe_seconds": self.probe_seconds,
+            "refused_cells": self.refused_cells,
+            "errors": len(self.errors),
             "lines": [vars(line).copy() for line in self.lines],
         }
 
-    def format(self) -> str:
-        """A plain-text table (one row per kind of cell) and a total line."""
+    def table(self) -> list[str]:
+        """The table's header and one row per kind of cell (a ``refused`` kind: its reason and fix; a kind that
+        cannot be probed: why)."""
         head = f"{'method':<28} {'condition':<18} {'attack':<22} {'cells':>5} {'images':>6} {'fwd':>8} {'bwd':>8}"
-        head += f" {'TFLOP':>9} {'time':>9}"
-        rows = [f"cost plan of matrix {self.matrix} on {self.device}", head]
+        rows = [head + f" {'TFLOP':>9} {'time':>9}"]
         for line in self.lines:
             tail = f" {line.flops / 1e12:>9.3f} {format_seconds(line.seconds):>9}"
             if line.error:
                 tail = f"  cannot probe: {line.error}"
+            elif line.refused:
+                tail += f"  refused, never attempted: {line.refused}"
             rows.append(
                 f"{line.method[:28]:<28} {line.condition[:18]:<18} {line.attack[:22]:<22} {line.cells:>5} "
                 f"{line.images:>6} {line.forwards:>8.0f} {line.backwards:>8.0f}{tail}"
             )
-        rows.append(
+        return rows
+
+    def notes(self) -> list[str]:
+        """What the total leaves out or counts apart: refused cells, kinds that cannot be probed."""
+        out = []
+        if self.refused_cells:
+            n = self.refused_cells
+            out.append(f"{n} cell{'s' * (n != 1)} refused: failure rows with the fix, no model pass")
+        if self.errors:
+            n = len(self.errors)
+            out.append(f"{n} kind{'s' * (n != 1)} of cell cannot be probed: not in the estimate")
+        return out
+
+    def format(self) -> str:
+        """A plain-text table (:meth:`table`), a total line and :meth:`notes`."""
+        total = (
             f"total: {self.cells} cells, {self.forwards:.0f} forwards, {self.backwards:.0f} backwards, "
             f"{self.flops / 1e12:.3f} TFLOP, estimated {format_seconds(self.seconds)} "
             f"(probes took {format_seconds(self.probe_seconds)})"
         )
-        return "\n".join(rows)
+        return "\n".join([f"cost plan of matrix {self.matrix} on {self.device}", *self.table(), total, *self.notes()])
 
 
 def format_seconds(seconds: float) -> str:
@@ -179,6 +221,10 @@ def _copies_now(method: Any) -> int:
     return 1
 
 
+#: :func:`probe_passes`'s ``sigma`` default: a median-smoothing method is timed with the sigma it has.
+AS_SET = "as set"
+
+
 def probe_passes(
     method: Any,
     side: int,
@@ -186,11 +232,23 @@ def probe_passes(
     device: torch.device,
     losses: Mapping[str, Any] | None = None,
     repeats: int = 1,
+    sigma: float | str | None = AS_SET,
 ) -> ProbeResult:
     """Seconds of one forward and, per attack loss of ``losses`` (key -> :class:`~bench.attacks.base.AttackLoss`),
     of one backward (an attack step's forward+backward through the loss, gradient to the input, less the forward)
     of ``method`` on one ``side`` x ``side`` LR image, and FLOPs of a forward; per base pass (a smoothing call is
-    divided by its copies)."""
+    divided by its copies).
+
+    ``sigma``: for median smoothing, the sigma to time it at (a number: its n copies, batched, as the run makes them
+    -- a ``sigma: auto`` card has none until the selection sets one; ``None``: smoothing off, the base alone); the
+    method's own sigma is restored afterwards. Default :data:`AS_SET`: as it is set."""
+    if sigma != AS_SET and method.capabilities.smoothed:
+        previous = method.sigma
+        method.sigma = sigma
+        try:
+            return probe_passes(method, side, scale, device, losses, repeats)
+        finally:
+            method.sigma = previous
     from torch.utils.flop_counter import FlopCounterMode
 
     from bench.attacks.base import Objective
@@ -220,19 +278,26 @@ def probe_passes(
     return out
 
 
+def _probe_images(side: int, scale: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(hr, lr, sr)`` of one smooth synthetic image: LR ``side`` x ``side``, HR and SR ``scale`` times larger."""
+    from bench.images import quantize
+
+    g = torch.Generator().manual_seed(1)
+    hr = torch.nn.functional.avg_pool2d(torch.rand(1, 3, side * scale, side * scale, generator=g), 5, 1, 2).to(device)
+    lr = quantize(torch.nn.functional.avg_pool2d(hr, scale))
+    sr = (hr + 0.02 * torch.randn(hr.shape, generator=g).to(device)).clamp(0, 1)
+    return hr, lr, sr
+
+
 def _stage_seconds(runner: Any, side: int, repeats: int) -> tuple[float, float, dict[str, float], float]:
     """Per image at the probe size: seconds and FLOPs of all the metrics, seconds of each condition's corruption and
     of the SR-space scoring (0 without ``sr_space``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bench.images import quantize
     from bench.seeding import make_generator
 
     device, scale = runner.device, runner.matrix.scale
-    g = torch.Generator().manual_seed(1)
-    hr = torch.nn.functional.avg_pool2d(torch.rand(1, 3, side * scale, side * scale, generator=g), 5, 1, 2).to(device)
-    lr = quantize(torch.nn.functional.avg_pool2d(hr, scale))
-    sr = (hr + 0.02 * torch.randn(hr.shape, generator=g).to(device)).clamp(0, 1)
+    hr, lr, sr = _probe_images(side, scale, device)
 
     def metrics() -> None:
         with torch.no_grad():
@@ -327,6 +392,75 @@ def _loss_key(loss: Mapping[str, Any]) -> str:
     return canonical_json(dict(loss))
 
 
+@dataclass
+class _Rates:
+    """What the time model multiplies counts by: seconds (and FLOPs) per image at the probe's ``probe_px`` LR
+    pixels, per dataset read, per cell written; and the validation split of a sigma selection."""
+
+    probe_px: int
+    load: Mapping[str, float]  # one image read, per dataset identity
+    metrics: float
+    metric_flops: float
+    corruption: Mapping[str, float]  # per condition name
+    sr_space: float
+    cell_write: float
+    crop_write: float
+    selection: _Selection | None = None
+
+
+@dataclass
+class _Selection:
+    """A sigma selection's fixed part: its validation images (their LR pixels, one read) and its metric."""
+
+    pixels: list[int]
+    load: float
+    metric: float
+    metric_flops: float
+
+
+def _selection_rates(runner: Any, side: int, repeats: int) -> _Selection:
+    """The validation split of ``smoothing:`` as :class:`bench.runner.stages.sigma.SigmaSelector` reads it (its
+    images, cropped as declared) and its selection metric (the run's, else built as the selector builds it), timed on
+    one image at the probe size. Raises what the selection would raise (a split that cannot be read...)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.images import modcrop
+
+    sm, scale, device = runner.matrix.smoothing, runner.matrix.scale, runner.device
+    val = sm.validation
+    dataset = runner.dataset(val.entry())
+    names = list(dataset.names())[: val.images] if isinstance(val.images, int) else list(val.images)
+    pixels = []
+    for name in names:
+        sample = dataset.load(name)
+        if sample.hr is not None:
+            hr = modcrop(sample.hr if sample.hr.ndim == 4 else sample.hr.unsqueeze(0), scale)
+            pixels.append((hr.shape[-2] // scale) * (hr.shape[-1] // scale))
+        else:
+            pixels.append(int(sample.lr.shape[-2] * sample.lr.shape[-1]))
+    load = 0.0
+    if names:
+        t0 = time.perf_counter()
+        dataset.load(names[0])
+        load = time.perf_counter() - t0
+    metric = runner.metrics.get(sm.metric)
+    if metric is None:
+        from bench.metrics import build_metric
+
+        metric = build_metric(sm.metric).to(device).eval()
+    hr, _, sr = _probe_images(side, scale, device)
+
+    def score() -> None:
+        with torch.no_grad():
+            metric(sr, hr)
+
+    seconds = _timed(score, device, repeats)
+    mode = FlopCounterMode(display=False)
+    with mode:
+        score()
+    return _Selection(pixels, load, seconds, float(mode.get_total_flops()))
+
+
 def plan_matrix(
     matrix: Any,
     device: str | torch.device = "auto",
@@ -345,8 +479,11 @@ def plan_matrix(
         methods: restrict to these methods (default: all of the matrix).
     """
     from bench.methods import cards
+    from bench.runner.cells import REFUSED
+    from bench.runner.provenance import error_text
     from bench.runner.runner import Runner
     from bench.runner.stages import precision
+    from bench.runner.stages.attack import refusal_of
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dry-run-") as tmp:
@@ -370,35 +507,54 @@ def plan_matrix(
         groups.setdefault((cell.method, cell.condition.name, cell.threat.label()), []).append(count)
     all_pixels = sorted(px for images in listed.values() for _, px in images)
     side = max(8, min(max_probe, round(statistics.median(all_pixels) ** 0.5))) if all_pixels else 8
-    probe_px = side * side
-    load_seconds = _load_seconds(runner, [members[0].cell for members in groups.values()])
     metric_seconds, metric_flops, corruption_seconds, sr_space_seconds = _stage_seconds(runner, side, repeats)
     cell_write_seconds, crop_seconds = _write_seconds(runner, repeats)
+    rates = _Rates(
+        side * side,
+        _load_seconds(runner, [members[0].cell for members in groups.values()]),
+        metric_seconds,
+        metric_flops,
+        corruption_seconds,
+        sr_space_seconds,
+        cell_write_seconds,
+        crop_seconds,
+    )
     setup += 2 * cell_write_seconds  # the run's info, written when it starts and when it ends
-    probes: dict[str, ProbeResult] = {}
+    selection_error: BaseException | None = None
+    if any(c.selection_steps for c in counts):
+        try:
+            rates.selection = _selection_rates(runner, side, repeats)
+        except Exception as exc:  # the runner's selection fails the same way: those cells fail, the plan says so
+            selection_error = exc
+    probes: dict[tuple[str, str], ProbeResult] = {}
     built: dict[str, Any] = {}
 
-    def probe(method: Any, name: str, members: list[CellCount], surrogate: bool) -> tuple[ProbeResult, float]:
-        """The probe of ``method`` (``name``), or of its surrogate card ``name``, with the attack losses of
-        ``members``; and the seconds spent building the surrogate now."""
+    def probe(
+        method: Any, name: str, members: list[CellCount], surrogate: bool, sigma: float | str | None = AS_SET
+    ) -> tuple[ProbeResult, float]:
+        """The probe of ``method`` (``name``; median smoothing at ``sigma``), or of its surrogate card ``name``, with
+        the attack losses of ``members``; and the seconds spent building the surrogate now."""
         losses = {
             _loss_key(c.cell.threat.loss): runner.attack.loss(c.cell.threat.loss)
             for c in members
             if c.cell.threat.attacked and (c.cell.threat.surrogate is not None) == surrogate
         }
-        key = f"surrogate:{name}" if surrogate else name
         build = 0.0
         model = method
         if surrogate:
-            if key not in built:
+            if f"surrogate:{name}" not in built:
                 t0 = time.perf_counter()
-                built[key] = runner.attack.surrogate(name, method)
+                built[f"surrogate:{name}"] = runner.attack.surrogate(name, method)
                 build = time.perf_counter() - t0
-            model = built[key]
+            model = built[f"surrogate:{name}"]
+        if not model.capabilities.smoothed:
+            sigma = AS_SET
+        # the time of a pass depends on whether smoothing is on (copies batched), not on the sigma's value
+        key = (f"surrogate:{name}" if surrogate else name, sigma if sigma == AS_SET else str(sigma is not None))
         result = probes.get(key)
         missing = {k: v for k, v in losses.items() if result is None or k not in result.backward_seconds}
         if result is None or missing:
-            fresh = probe_passes(model, side, matrix.scale, runner.device, missing, repeats)
+            fresh = probe_passes(model, side, matrix.scale, runner.device, missing, repeats, sigma)
             if result is None:
                 result = fresh
             else:
@@ -416,7 +572,7 @@ def plan_matrix(
             line.forwards += total.all_forwards
             line.backwards += total.all_backwards
         try:
-            if method_name not in built:
+            if method_name not in built:  # the runner builds each method once (method-major order), refused or not
                 t0 = time.perf_counter()
                 method = cards.build_method(method_name, device=runner.device)
                 # as the runner builds it: behind the precision guard the matrix asks for (calibrated here)
@@ -425,22 +581,34 @@ def plan_matrix(
                 built.clear()  # one method at a time (its surrogates go with it)
                 probes.clear()
                 built[method_name] = method
-                line.seconds += time.perf_counter() - t0  # the runner builds each method once (method-major order)
+                line.seconds += time.perf_counter() - t0
             method = built[method_name]
-            own, _ = probe(method, method_name, members, surrogate=False)
+            if members[0].cell.threat.variant == REFUSED:  # never attempted: what its failure rows say
+                refusal = refusal_of(members[0].cell, method)
+                line.refused, line.fix = error_text(refusal), refusal.fix or ""
+                line.seconds += sum(_refused_seconds(c, listed[c.cell.key], rates) for c in members)
+                continue
             for count in members:
                 cell = count.cell
+                own, _ = probe(method, method_name, [count], False, count.sigma)
                 other = None
                 if cell.threat.attacked and cell.threat.surrogate is not None:
                     other, build = probe(method, cell.threat.surrogate, [count], surrogate=True)
                     line.seconds += build
-                line.seconds += _cell_seconds(count, listed[cell.key], own, other, probe_px, matrix, load_seconds,
-                                              metric_seconds, corruption_seconds, sr_space_seconds)  # fmt: skip
-                line.flops += _cell_flops(count, listed[cell.key], own, other, probe_px, metric_flops)
-                line.seconds += cell_write_seconds + crop_seconds * _gallery_crops(runner, count, listed[cell.key])
+                line.seconds += _cell_seconds(count, listed[cell.key], own, other, matrix, rates)
+                line.flops += _cell_flops(count, listed[cell.key], own, other, rates)
+                line.seconds += rates.cell_write + rates.crop_write * _gallery_crops(runner, count, listed[cell.key])
+                if count.selection_steps:
+                    if selection_error is not None:
+                        raise selection_error
+                    at = {s: probe(method, method_name, [count], False, s)[0] for s, _ in count.selection_steps}
+                    seconds, flops = _selection_cost(count, at, other, rates)
+                    line.seconds += seconds
+                    line.flops += flops
         except Exception as exc:  # a method that cannot be built or run: the plan says so, the rest goes on
-            line.error = f"{type(exc).__name__}: {exc}"
-            logger.warning("cost probe of %s | %s | %s failed: %s", method_name, condition, attack, exc)
+            prefix = "sigma selection: " if exc is selection_error else ""
+            line.error = prefix + f"{type(exc).__name__}: {exc}"
+            logger.warning("cost probe of %s | %s | %s failed: %s", method_name, condition, attack, line.error)
             continue
     if plan.lines:
         plan.lines[0].seconds += setup
@@ -458,48 +626,72 @@ def _pass_seconds(passes: Passes, loss: str | None, own: ProbeResult, other: Pro
     return seconds
 
 
+def _pass_flops(passes: Passes, own: ProbeResult, other: ProbeResult | None) -> float:
+    """FLOPs of ``passes`` at the probe size: a forward as probed, a backward two forwards."""
+    flops = (passes.forwards + 2 * passes.backwards) * own.forward_flops
+    if other is not None:
+        flops += (passes.surrogate_forwards + 2 * passes.surrogate_backwards) * other.forward_flops
+    return flops
+
+
 def _cell_seconds(
     count: CellCount,
     images: list[tuple[str, int]],
     own: ProbeResult,
     other: ProbeResult | None,
-    probe_px: int,
     matrix: Any,
-    load_seconds: Mapping[str, float],
-    metric_seconds: float,
-    corruption_seconds: Mapping[str, float],
-    sr_space_seconds: float,
+    rates: _Rates,
 ) -> float:
-    """A cell's estimated seconds: its passes, metrics, corruption and reads, scaled by pixels; its sigma
-    selection on the validation crops (or, without a crop, images of the cell's median size)."""
+    """A cell's estimated seconds: its passes, metrics, corruption and reads, scaled by pixels (its sigma selection:
+    :func:`_selection_cost`)."""
     cell = count.cell
     used = images[: count.images or 0]
     pixels = sum(px for _, px in used)
     loss = _loss_key(cell.threat.loss) if cell.threat.attacked else None
-    per_image = _pass_seconds(count.per_image, loss, own, other) + metric_seconds
-    per_image += corruption_seconds.get(cell.condition.name, 0.0)
+    per_image = _pass_seconds(count.per_image, loss, own, other) + rates.metrics
+    per_image += rates.corruption.get(cell.condition.name, 0.0)
     if matrix.sr_space is not None and cell.description.get("sr_space"):  # only stochastic methods carry it
-        per_image += sr_space_seconds
-    seconds = per_image * pixels / probe_px + load_seconds.get(repr(cell.dataset.identity()), 0.0) * len(used)
-    if count.selection_images:
-        val = matrix.smoothing.validation
-        side = val.crop // matrix.scale if val.crop else None
-        val_px = side * side if side else (statistics.median(px for _, px in images) if images else probe_px)
-        seconds += _pass_seconds(count.selection, loss, own, other) * val_px / probe_px
-    return seconds
+        per_image += rates.sr_space
+    return per_image * pixels / rates.probe_px + rates.load.get(repr(cell.dataset.identity()), 0.0) * len(used)
+
+
+def _selection_cost(
+    count: CellCount, probes: Mapping[float | None, ProbeResult], other: ProbeResult | None, rates: _Rates
+) -> tuple[float, float]:
+    """Seconds and FLOPs of the sigma selection ``count`` runs first, as
+    :func:`bench.certify.sigma.select_sigma` does it: every validation image read once (and corrupted once, unless
+    the condition is an attack, remade per sigma); per grid value (``probes``: the method's probe at that sigma) and
+    image, the passes of :attr:`~bench.runner.passes.CellCount.selection_steps` and the selection metric."""
+    val = rates.selection
+    cell = count.cell
+    ratio = sum(val.pixels) / rates.probe_px  # the validation images' pixels over the probe's
+    loss = _loss_key(cell.threat.loss) if cell.threat.attacked else None
+    corruption = rates.corruption.get(cell.condition.name, 0.0)
+    seconds = val.load * len(val.pixels) + (0.0 if cell.threat.attacked else corruption * ratio)
+    flops = 0.0
+    for sigma, one in count.selection_steps:
+        per_image = _pass_seconds(one, loss, probes[sigma], other) + val.metric
+        per_image += corruption if cell.threat.attacked else 0.0
+        seconds += per_image * ratio
+        flops += (_pass_flops(one, probes[sigma], other) + val.metric_flops) * ratio
+    return seconds, flops
+
+
+def _refused_seconds(count: CellCount, images: list[tuple[str, int]], rates: _Rates) -> float:
+    """A ``refused`` cell: no model pass and no metric; the runner reads and corrupts its images (the attack then
+    raises on each: failure rows) and writes the cell."""
+    used = images[: count.images or 0]
+    cell = count.cell
+    per_image = rates.corruption.get(cell.condition.name, 0.0) * sum(px for _, px in used) / rates.probe_px
+    return per_image + rates.load.get(repr(cell.dataset.identity()), 0.0) * len(used) + rates.cell_write
 
 
 def _cell_flops(
-    count: CellCount, images: list[tuple[str, int]], own: ProbeResult, other: ProbeResult | None, probe_px: int,
-    metric_flops: float,
-) -> float:  # fmt: skip
-    """A cell's FLOPs: a forward as probed, a backward two forwards, scaled by pixels; plus the metrics."""
+    count: CellCount, images: list[tuple[str, int]], own: ProbeResult, other: ProbeResult | None, rates: _Rates
+) -> float:
+    """A cell's FLOPs (its passes and metrics), scaled by pixels."""
     pixels = sum(px for _, px in images[: count.images or 0])
-    p = count.per_image
-    per_image = (p.forwards + 2 * p.backwards) * own.forward_flops + metric_flops
-    if other is not None:
-        per_image += (p.surrogate_forwards + 2 * p.surrogate_backwards) * other.forward_flops
-    return per_image * pixels / probe_px
+    return (_pass_flops(count.per_image, own, other) + rates.metric_flops) * pixels / rates.probe_px
 
 
 @dataclass

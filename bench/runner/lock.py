@@ -16,6 +16,10 @@ check and the taking happen under a short gate lock (``run.gate.lock``, held for
 starting together cannot both pass it; the owner file is complete before the gate opens. A single run may therefore
 remove the temporary files of killed runs: no rank of anything else writes into the folder.
 
+``python -m bench report`` takes the same lock as a single run (so it never renders a folder a run or any rank of a
+sharded run is writing): it waits a few seconds (:data:`REPORT_WAIT`) for the holder to let go, then refuses with
+the holder and :data:`REPORT_FIX` (``{run}``: the run as the user named it).
+
 Example::
 
     with run_lock(Path("reports/smoke")):
@@ -44,11 +48,19 @@ from bench.runner.store import atomic_write_json, output_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GATE_WAIT", "RunLocked", "gate_path", "lock_path", "run_lock", "shard_job"]
+__all__ = ["GATE_WAIT", "REPORT_WAIT", "RunLocked", "gate_path", "lock_path", "run_lock", "shard_job"]
 
 #: Seconds a process waits for the gate (held by another process only while it checks and takes its own lock).
 GATE_WAIT = 60.0
 FIX = "wait for that run to finish, or give this run another --run name"
+#: Seconds ``bench report`` waits for the run holding the folder to let it go before it refuses.
+REPORT_WAIT = 5.0
+REPORT_FIX = (
+    "wait for that run to finish (it writes its report when it ends, unless it has --no-report), then run `python -m "
+    "bench report {run}` again"
+)
+#: Seconds between two tries while waiting for a held folder.
+POLL = 0.2
 
 
 class RunLocked(BenchError):
@@ -99,8 +111,8 @@ def _describe(info: Mapping[str, Any] | None) -> str:
     return text + (f", rank {info.get('rank', 0)} of {world} of a sharded run" if world > 1 else "")
 
 
-def _refusal(run_dir: Path, lock: Path, info: Mapping[str, Any] | None) -> RunLocked:
-    return RunLocked(f"run folder {run_dir} is in use by another run ({_describe(info)}; lock {lock})", fix=FIX)
+def _refusal(run_dir: Path, lock: Path, info: Mapping[str, Any] | None, fix: str = FIX) -> RunLocked:
+    return RunLocked(f"run folder {run_dir} is in use by another run ({_describe(info)}; lock {lock})", fix=fix)
 
 
 def _held(path: Path) -> bool:
@@ -121,21 +133,30 @@ def _same_job(info: Mapping[str, Any] | None, me: Mapping[str, Any]) -> bool:
     return info.get("world_size") == me["world_size"] and info.get("job") == me["job"]
 
 
-def _check_others(run_dir: Path, mine: Path, me: Mapping[str, Any]) -> None:
+def _check_others(run_dir: Path, mine: Path, me: Mapping[str, Any], fix: str = FIX) -> None:
     """Refuse when another lock of ``run_dir`` is held by anything but a rank of this process's sharded job."""
     others = {lock_path(run_dir), *run_dir.glob("run.rank*.lock")} - {mine}
     for other in sorted(others):
         if other.is_file() and _held(other):
             info = _read_owner(other, wait=1.0)
             if not _same_job(info, me):
-                raise _refusal(run_dir, other, info)
+                raise _refusal(run_dir, other, info, fix)
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: str | Path, rank: int = 0, world_size: int = 1, job: str | None = None) -> Iterator[Path]:
+def run_lock(
+    run_dir: str | Path,
+    rank: int = 0,
+    world_size: int = 1,
+    job: str | None = None,
+    *,
+    wait: float = 0.0,
+    fix: str = FIX,
+) -> Iterator[Path]:
     """Hold the run folder for the block as ``rank`` of ``world_size`` (1: a single run); re-entrant within a process
     (the CLI holds it around the run and its report, the runner around its cells). ``job`` identifies a sharded run
-    (default :func:`shard_job`, from the ``torchrun`` environment).
+    (default :func:`shard_job`, from the ``torchrun`` environment). ``wait``: seconds to keep trying while another
+    run holds the folder (default 0: refuse at once); ``fix``: the way out the refusal names (default :data:`FIX`).
 
     Raises:
         RunLocked: another run holds the folder (see the module docstring for the rule); the message names its lock
@@ -160,6 +181,29 @@ def run_lock(run_dir: str | Path, rank: int = 0, world_size: int = 1, job: str |
         "job": (job if job is not None else shard_job()) if world_size > 1 else None,
     }
     owner_file = path.with_name(path.name + ".owner")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            _take(run_dir, lock, path, owner_file, me, fix)
+            break
+        except RunLocked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            logger.info("run folder %s is in use; waiting up to %.0f s more", run_dir, left)
+            time.sleep(min(POLL, left))
+    logger.debug("locked %s (rank %d of %d)", path, rank, world_size)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            owner_file.unlink()
+        lock.release()
+
+
+def _take(run_dir: Path, lock: FileLock, path: Path, owner_file: Path, me: Mapping[str, Any], fix: str) -> None:
+    """Under the gate: take ``lock``, check the folder's other locks (:func:`_check_others`), write the owner
+    record; :class:`RunLocked` (nothing held) when the folder is in use."""
     gate = gate_path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -167,9 +211,9 @@ def run_lock(run_dir: str | Path, rank: int = 0, world_size: int = 1, job: str |
             try:
                 lock.acquire()
             except Timeout:
-                raise _refusal(run_dir, path, _read_owner(path, wait=2.0)) from None
+                raise _refusal(run_dir, path, _read_owner(path, wait=2.0), fix) from None
             try:
-                _check_others(run_dir, path, me)
+                _check_others(run_dir, path, me, fix)
                 atomic_write_json(owner_file, me)
             except BaseException:
                 lock.release()
@@ -181,10 +225,3 @@ def run_lock(run_dir: str | Path, rank: int = 0, world_size: int = 1, job: str |
         ) from None
     except OSError as exc:
         raise output_error(path, exc) from exc
-    logger.debug("locked %s (rank %d of %d)", path, rank, world_size)
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            owner_file.unlink()
-        lock.release()

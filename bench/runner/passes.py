@@ -22,7 +22,8 @@ count one pass of the network that does the work:
   and the ``target: clean`` reference per draw;
 * sigma selection (``sigma: auto``), once per (method, condition, attack setting) -- not per cell -- on the first
   cell that needs it: for every sigma of the grid and every validation image, the inference at that sigma and, for an
-  attacked cell, the attack. A cell whose sigma is ``auto`` is counted at the grid's largest count (an upper bound).
+  attacked cell, the attack (nothing when the setting is ``refused``: the selection fails before any pass). A cell
+  whose sigma is ``auto`` is counted at the grid's largest count (:func:`counted_sigma`, an upper bound).
 
 Every forward of an SR network the runner makes is one of these (``tests/runner/test_passes.py`` counts the calls of
 the networks in real runs and compares); the metrics' own networks (LPIPS, the attack loss's VGG) are not SR passes.
@@ -235,6 +236,23 @@ def _grid(matrix: Any) -> list[float | None]:
     return list(matrix.smoothing.sigma_grid) if matrix.smoothing is not None else [None]
 
 
+def counted_sigma(
+    cell: Any, matrix: Any, model: ModelSpec, surrogate: ModelSpec | None = None, ground_truth: bool = True
+) -> float | None:
+    """The sigma a cell's passes are counted at: :func:`cell_sigma`, or for ``auto`` the grid value with the largest
+    count (the first among equals; an upper bound of what the selection picks). ``None`` for smoothing off or a
+    method that is not median smoothing."""
+    sigma = cell_sigma(cell, matrix, model)
+    if sigma != AUTO:
+        return sigma
+
+    def weight(s: float | None) -> tuple[int, int]:
+        p = passes_at(cell, matrix, model, s, surrogate, ground_truth)
+        return p.all_forwards + p.all_backwards, p.all_backwards
+
+    return max(_grid(matrix), key=weight)
+
+
 def cell_passes(
     cell: Any, matrix: Any, model: ModelSpec, surrogate: ModelSpec | None = None, ground_truth: bool = True
 ) -> Passes:
@@ -248,11 +266,8 @@ def cell_passes(
         surrogate: the cell's transfer surrogate (:meth:`ModelSpec.from_card`), ``None`` when it attacks directly.
         ground_truth: whether the dataset has HR images (without, attacked cells are skipped, nothing certified).
     """
-    sigma = cell_sigma(cell, matrix, model)
-    if sigma != AUTO:
-        return passes_at(cell, matrix, model, sigma, surrogate, ground_truth)
-    candidates = [passes_at(cell, matrix, model, s, surrogate, ground_truth) for s in _grid(matrix)]
-    return max(candidates, key=lambda p: (p.all_forwards + p.all_backwards, p.all_backwards))
+    sigma = counted_sigma(cell, matrix, model, surrogate, ground_truth)
+    return passes_at(cell, matrix, model, sigma, surrogate, ground_truth)
 
 
 def selection_key(cell: Any) -> tuple[str, str, str | None]:
@@ -263,34 +278,64 @@ def selection_key(cell: Any) -> tuple[str, str, str | None]:
     return cell.method, canonical_json(cell.condition.identity()), threat
 
 
+def validation_images(matrix: Any) -> int:
+    """The number of validation images a sigma selection reads (``smoothing.validation.images``)."""
+    val = matrix.smoothing.validation
+    return val.images if isinstance(val.images, int) else len(val.images)
+
+
+def selection_steps(
+    cell: Any, matrix: Any, model: ModelSpec, surrogate: ModelSpec | None = None
+) -> list[tuple[float | None, Passes]]:
+    """Per grid value, the passes of the sigma selection ``cell`` needs on one validation image (``sigma: auto``;
+    an empty list otherwise): the inference at that sigma (never certified) and, for an attacked cell, the attack.
+    A ``refused`` setting, or an attack that refuses the model (:func:`refused`), fails the selection before any
+    pass: nothing."""
+    from bench.runner.cells import REFUSED
+
+    if cell_sigma(cell, matrix, model) != AUTO or matrix.smoothing is None:
+        return []
+    attack = None
+    if cell.threat.attacked:
+        if cell.threat.variant == REFUSED:
+            return []
+        attack = build_cell_attack(cell, model)
+        if refused(attack, surrogate if surrogate is not None else model):
+            return []
+    out = []
+    for sigma in _grid(matrix):
+        one = Passes(model.copies(sigma))  # select_sigma's super_resolve
+        if attack is not None:
+            one = one + attack_passes(attack, model, sigma, surrogate)
+        out.append((sigma, one))
+    return out
+
+
 def selection_passes(
     cell: Any, matrix: Any, model: ModelSpec, surrogate: ModelSpec | None = None
 ) -> tuple[Passes, int]:
-    """``(passes, images)`` of the sigma selection ``cell`` needs (``sigma: auto``; nothing otherwise), over all
-    its validation images and grid values."""
-    if cell_sigma(cell, matrix, model) != AUTO or matrix.smoothing is None:
-        return Passes(), 0
-    val = matrix.smoothing.validation
-    images = val.images if isinstance(val.images, int) else len(val.images)
-    attack = build_cell_attack(cell, model) if cell.threat.attacked else None
-    total = Passes()
-    for sigma in _grid(matrix):
-        one = Passes(model.copies(sigma))  # select_sigma's super_resolve (never certified)
-        if attack is not None:
-            one = one + attack_passes(attack, model, sigma, surrogate)
-        total = total + one
-    return total.times(images), images * len(_grid(matrix))
+    """``(passes, images)`` of the sigma selection ``cell`` needs (:func:`selection_steps` over all its validation
+    images; ``images``: validation images x grid values; nothing when it needs none)."""
+    steps = selection_steps(cell, matrix, model, surrogate)
+    return _selection_total(steps, validation_images(matrix)) if steps else (Passes(), 0)
+
+
+def _selection_total(steps: list[tuple[float | None, Passes]], n: int) -> tuple[Passes, int]:
+    return sum((one for _, one in steps), Passes()).times(n), n * len(steps)
 
 
 @dataclass
 class CellCount:
-    """The counted work of one cell: passes per image, its images, and the sigma selection it runs first."""
+    """The counted work of one cell: passes per image (at :attr:`sigma`), its images, and the sigma selection it runs
+    first (its total, and :attr:`selection_steps` -- per grid value, the passes on one validation image)."""
 
     cell: Any
     images: int | None  # the images the cell computes (attacked: at most ``attack_images``); None: unknown
     per_image: Passes
     selection: Passes = field(default_factory=Passes)
     selection_images: int = 0  # validation images x grid values of the selection
+    sigma: float | None = None  # the smoothing sigma ``per_image`` is counted at (None: off, or not smoothing)
+    selection_steps: list[tuple[float | None, Passes]] = field(default_factory=list)
 
     @property
     def total(self) -> Passes:
@@ -326,11 +371,14 @@ def count_cells(
         n = images(cell)
         if n is not None and cell.threat.attacked:
             n = 0 if not gt else (min(n, matrix.attack_images) if matrix.attack_images is not None else n)
-        count = CellCount(cell, n, cell_passes(cell, matrix, model, surrogate, gt))
+        sigma = counted_sigma(cell, matrix, model, surrogate, gt)
+        count = CellCount(cell, n, passes_at(cell, matrix, model, sigma, surrogate, gt), sigma=sigma)
         key = selection_key(cell)
         if key not in selected and not (cell.threat.attacked and not gt):
-            count.selection, count.selection_images = selection_passes(cell, matrix, model, surrogate)
-            if count.selection_images:
+            steps = selection_steps(cell, matrix, model, surrogate)
+            if steps:
+                count.selection, count.selection_images = _selection_total(steps, validation_images(matrix))
+                count.selection_steps = steps
                 selected.add(key)
         out.append(count)
     return out

@@ -295,7 +295,7 @@ def format_plan(plan: Plan) -> str:
             f"{format_seconds(c.seconds)} (the cost plan of `bench run --dry-run`; probes took "
             f"{format_seconds(c.probe_seconds)}):"
         )
-        lines += ["  " + line for line in c.format().splitlines()[1:-1]]
+        lines += ["  " + line for line in [*c.table(), *c.notes()]]
     if m.smoothing is not None and m.smoothing.sigmas:
         lines.append("smoothing sigma per column: " + ", ".join(f"{k}={v}" for k, v in m.smoothing.sigmas))
     return "\n".join(lines)

@@ -60,7 +60,7 @@ from bench.devices import resolve_device
 from bench.errors import BAD_DATA, BenchError, MissingAsset, OutputError
 from bench.results.schema import STATUS_FAILED, CellPayload
 from bench.runner.cell import CellEvaluator
-from bench.runner.cells import Cell, shard
+from bench.runner.cells import REFUSED, Cell, shard
 from bench.runner.lock import run_lock
 from bench.runner.matrix import DatasetEntry, Matrix
 from bench.runner.provenance import LR_SYNTHESIS, environment, error_text, now
@@ -340,12 +340,15 @@ class Runner:
     def _compute_with_sigma(
         self, cell: Cell, method: Any, metrics: Mapping[str, Any] | None = None, columns: list[str] | None = None
     ) -> CellPayload:
-        """Choose sigma first for a ``sigma: auto`` method (a failing selection fails the cell), then compute it."""
+        """Choose sigma first for a ``sigma: auto`` method (a failing selection fails the cell), then compute it. A
+        ``refused`` cell chooses none: its attack is never attempted, its rows say why (as ``bench run --dry-run``)."""
         selection = None
         auto = method.capabilities.smoothed and method.sigma_auto
         if method.capabilities.smoothed:  # the matrix's per-column sigma (smoothing.sigmas) overrides the card's
             auto = self._apply_sigma_override(cell, method, auto)
-        if auto:
+        if auto and cell.threat.variant == REFUSED:
+            method.sigma = None  # none chosen (not a previous cell's choice on its failure rows)
+        elif auto:
             try:
                 selection = self.select_sigma(cell, method)
             except OutputError:  # its record cannot be stored: the run stops (not a failure of this cell)

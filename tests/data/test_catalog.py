@@ -100,3 +100,41 @@ def test_the_checkout_manifests_resolve_without_bench_project(monkeypatch, tmp_p
     assert DATASETS.canonical("div2k_val") == "div2k-val" and factory.scales == (2, 3, 4)
     assert factory is DATASETS.get("div2k-val")  # cached while the folder is unchanged
     assert factory.__doc__.startswith("DIV2K validation HR") and factory.ground_truth is True
+
+
+def test_two_manifests_whose_names_differ_only_in_case_or_dash_are_one_clear_error(tmp_path, monkeypatch) -> None:
+    """``div2k-val.yaml`` and ``DIV2K_val.yaml`` are one name to every lookup (the second is also invalid: a name is
+    lower-case with dashes). Looking it up, in any spelling, is one line naming both files -- never the valid set
+    silently in place of the one the user added; the other datasets still resolve."""
+    from bench.errors import NameCollision
+
+    root = _project(tmp_path / "p", _manifest("div2k-val", [4]), _manifest("other", [4]))
+    (root / "datasets" / "DIV2K_val.yaml").write_text(yaml.safe_dump(_manifest("DIV2K_val", [2])), encoding="utf-8")
+    monkeypatch.setenv("BENCH_PROJECT", str(root))
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
+    folder = (root / "datasets").resolve()
+    for spelling in ("div2k-val", "DIV2K_val", "Div2k-Val"):
+        with pytest.raises(NameCollision) as exc:
+            DATASETS.get(spelling)
+        message = str(exc.value)
+        assert "\n" not in message and message.startswith(
+            f"dataset {spelling!r} is ambiguous: the manifests div2k-val.yaml and DIV2K_val.yaml of {folder} have "
+            "names that differ only in case or '-'/'_'"
+        )
+        assert message.endswith("rename or remove one of them")
+    assert DATASETS.get("other").scales == (4,)
+    (root / "datasets" / "DIV2K_val.yaml").unlink()  # removed: the name is one set again
+    assert DATASETS.get("DIV2K_val").scales == (4,)
+
+
+def test_a_matrix_naming_a_colliding_dataset_is_refused_with_both_files(tmp_path, monkeypatch) -> None:
+    from bench.runner.matrix import MatrixError, load_matrix
+
+    root = _project(tmp_path / "p", _manifest("div2k-val", [4]), _manifest("div2k_val", [4]))
+    monkeypatch.setenv("BENCH_PROJECT", str(root))
+    matrix = {"version": 1, "name": "m", "scale": 4, "datasets": [{"name": "div2k-val"}], "methods": ["bicubic"]}
+    matrix.update(conditions=[{"name": "clean", "corruption": "clean"}], metrics=["psnr"])
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(matrix), encoding="utf-8")
+    with pytest.raises(MatrixError, match=r"datasets\.div2k-val: dataset 'div2k-val' is ambiguous: the manifests "):
+        load_matrix(path)

@@ -377,3 +377,31 @@ def test_an_inline_base_checkpoint_is_part_of_the_method_identity(project: Path)
         assert provenance["base_checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         identities.append(method_identity(provenance))
     assert identities[0] != identities[1] != identities[2] != identities[0]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("tiny.yaml", "TINY.yaml"), ("tiny-rrdb.yaml", "Tiny_RRDB.yaml"), ("tiny.yaml", "tiny.yml")],
+    ids=["case", "dash-underscore", "suffix"],
+)
+def test_two_cards_of_one_name_are_one_clear_error(project: Path, first: str, second: str) -> None:
+    """Card files whose names differ only in case, ``-``/``_`` or suffix: a lookup of that name (any of its
+    spellings) is one line naming both files, not whichever file the lookup happens to find first."""
+    from bench.errors import NameCollision
+    from bench.registry import normalise_name
+
+    folder = project / "methods"
+    (folder / "tiny.yaml").unlink()
+    for name in (first, second):
+        (folder / name).write_text(TINY_CARD)
+    if len([p for p in folder.iterdir() if normalise_name(p.stem) == normalise_name(Path(first).stem)]) < 2:
+        pytest.skip("a case-insensitive file system cannot hold both files")
+    for spelling in {Path(first).stem, Path(second).stem}:
+        with pytest.raises(NameCollision) as exc:
+            load_card(spelling)
+        message = str(exc.value)
+        assert "\n" not in message and message.startswith(f"method card {spelling!r} is ambiguous: the cards ")
+        assert str(folder / first) in message and str(folder / second) in message
+        assert "rename or remove one of them" in message
+    assert load_card("bicubic").adapter == "bicubic"  # the other cards still load
+    assert load_card(folder / first).name == Path(first).stem  # a card named by its path is not ambiguous

@@ -457,3 +457,37 @@ def test_dry_run_estimates_the_time_of_the_cells_that_can_run_now(replica_projec
     assert forwards > 0 and backwards == 0 and float(m.group(5)) > 0  # certsr-t1 has no attack
     assert re.search(r"^  certsr\s+blur\s+none\s+\d+\s+2\s+", out, re.M)  # its per-kind lines, 2 replica images
     assert re.search(r"^  esrgan-ft\s+clean\s+none\s+1\s+2\s+2\s+0\s", out, re.M)  # one forward per image
+
+
+def test_dry_runs_list_a_refused_attack_as_refused(replica_project, capsys, monkeypatch):
+    """A card that is not differentiable, attacked by FGSM without a surrogate: ``bench reproduce --dry-run`` and
+    ``bench run --dry-run`` list its cell as refused, with no pass, its failure rows' reason and fix, and no "cannot
+    probe"; both exit 0."""
+    from bench.data.store import DatasetStore
+    from bench.methods import ADAPTERS
+    from bench.methods.bicubic import Bicubic
+
+    ADAPTERS.load()
+    monkeypatch.setitem(
+        ADAPTERS._entries, "frozen_bicubic", type("FrozenBicubic", (Bicubic,), {"differentiable": False})
+    )
+    (replica_project["root"] / "methods" / "frozen.yaml").write_text(
+        "title: Frozen\nadapter: frozen_bicubic\ntile: null\n"
+    )
+    DatasetStore().fetch("div2k-val")
+    fgsm = "{name: fgsm, attack: fgsm, epsilons: [2/255], loss: l1}"
+    sets = [
+        "methods=[esrgan-ft, frozen]",
+        "metrics=[psnr]",
+        f"attacks=[{{name: none}}, {fgsm}]",
+        "smoothing.sigmas={fgsm: 0.06}",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    for command in (["reproduce", "certsr-t2"], ["run", "--matrix", "certsr-t2"]):
+        assert main([*command, "--dry-run", "--device", "cpu", *args]) == 0
+        out = capsys.readouterr().out
+        line = re.search(r"^\s*frozen\s+clean\s+fgsm eps=2/255 refused\s+1\s+2\s+0\s+0\s+0\.000\s.*$", out, re.M)
+        assert line, out
+        assert "refused, never attempted: AttackRefused: fgsm needs gradients, but method 'frozen'" in line.group(0)
+        assert "fix: `add 'surrogate: CARD'" in line.group(0) and "cannot probe" not in out
+        assert re.search(r"^\s*1 cell refused: failure rows with the fix, no model pass$", out, re.M), out

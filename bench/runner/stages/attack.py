@@ -72,6 +72,13 @@ def refusal(cell: Cell, from_base: bool = False) -> AttackRefused:
     )
 
 
+def refusal_of(cell: Cell, method: Any) -> AttackRefused:
+    """The error of a ``refused`` cell of the built ``method`` (what its failure rows say, and what ``bench run
+    --dry-run`` shows for it): :func:`refusal`, from its base when the surrogate is the wrapper's own base card."""
+    surrogate = cell.threat.surrogate
+    return refusal(cell, surrogate is not None and method.inner(surrogate) is not None)
+
+
 class Attacker:
     """Builds attacks with losses and surrogates shared across the run.
 
@@ -141,7 +148,7 @@ class Attacker:
 
         threat = cell.threat
         if threat.variant == REFUSED:
-            raise refusal(cell, threat.surrogate is not None and method.inner(threat.surrogate) is not None)
+            raise refusal_of(cell, method)
         kwargs = threat.attack_kwargs(method.capabilities.stochastic)
         surrogate = self.surrogate(threat.surrogate, method) if threat.surrogate is not None else None
         attack = build_attack(threat.attack, **kwargs, loss=self.loss(threat.loss), surrogate=surrogate)
