@@ -29,7 +29,8 @@ networks and noise maps, each restart's) takes image i's slice from image i's ge
 with gradients of the *sum* of the per-image losses, so image i's result is the same (to floating-point summation
 order) whether it is attacked alone or in a batch: the runner batches the attacked cells of deterministic methods
 this way. A stochastic method (EOT) draws its randomness from one generator per call, so it takes one generator (a
-sequence of one), never several (:class:`AttackError`): the runner attacks it one image per batch. The draws live in :mod:`bench.attacks.draws`.
+sequence of one), never several (:class:`AttackError`): the runner attacks it one image per batch. The draws live in
+:mod:`bench.attacks.draws`.
 
 The runner calls an attack per batch::
 

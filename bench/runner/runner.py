@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ from bench.runner.stages.score import (
     certified_specs,
 )
 from bench.runner.stages.sigma import SigmaSelector
-from bench.runner.store import Store
+from bench.runner.store import Store, stored_records
 
 __all__ = ["RunSummary", "Runner", "certified_specs", "run_matrix", "stored_records"]
 
@@ -495,11 +495,3 @@ def run_matrix(
         len(summary.failed),
     )
     return summary
-
-
-def stored_records(run_dir: str | Path, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """All records of a run directory's cells (those of ``keys`` only, when given)."""
-    out: list[dict[str, Any]] = []
-    for payload in Store(run_dir).iter_payloads(None if keys is None else list(keys)):
-        out.extend(payload.records)
-    return out

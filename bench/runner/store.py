@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +182,11 @@ class Store:
                 probe.unlink()
             except OSError as exc:
                 raise output_error(probe, exc, "cannot remove") from exc
+
+
+def stored_records(run_dir: str | Path, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """All records of a run directory's cells (those of ``keys`` only, when given)."""
+    out: list[dict[str, Any]] = []
+    for payload in Store(run_dir).iter_payloads(None if keys is None else list(keys)):
+        out.extend(payload.records)
+    return out
