@@ -15,6 +15,19 @@ passes times those per-pass seconds, plus its images' metrics, corruption and re
 the probe's (conv nets and the pixel metrics are linear in pixels); once per method, building it (timed; with the
 matrix's ``precision``, so the guard's calibration is in it and a bf16 fast path is what the probe times).
 
+**Batches** (``batch_images``): a cell is timed as the runner runs it -- in the batches the runner forms, by the same
+function (:func:`bench.runner.batches.batches` with :meth:`CellEvaluator.images_per_call
+<bench.runner.cell.CellEvaluator.images_per_call>`: the cell's images in order, ``batch_images`` at a time for a
+deterministic method, attacked or not, one at a time for a stochastic one or a transfer from a stochastic surrogate,
+each chunk split by image size); :attr:`CostPlan.batches` lists them. A batch's passes (the method's and the
+surrogate's) take the per-image seconds of a call of that many probe images (:func:`probe_passes`'s ``batch``: the
+call's seconds over its images). Probes run per model at batch 1 (always; the FLOPs) and only at the sizes the cells
+form; of more than :data:`MAX_BATCH_PROBES` sizes above 1, the largest and those holding the most images are probed
+and the others interpolated (:func:`_between`: a call's time linear in its images). Batching changes time, not
+counts: forwards and backwards stay per image (model evaluations, :mod:`bench.runner.passes`), and so do FLOPs. The
+metrics, corruption and reads stay timed per image at batch 1 (the runner scores a batch at once: a small
+over-estimate where metrics weigh), and a sigma selection's images one at a time, as the selection runs them.
+
 Writing each cell's JSON and its gallery crops is timed once (one write of each) and added per cell; building the
 runner (metrics, cards' provenance, cells) and writing the run's info once, on the first line.
 
@@ -37,7 +50,7 @@ the plan's table are one estimate and are tested as one against real runs; the t
 Example::
 
     plan = plan_matrix(load_matrix("default"), device="cpu")
-    print(plan.format())    # per kind of cell: cells, images, forwards, backwards, TFLOP, estimated time
+    print(plan.format())    # per kind of cell: cells, images, largest batch, forwards, backwards, TFLOP, time
 """
 
 from __future__ import annotations

@@ -209,19 +209,28 @@ def test_a_cell_is_timed_per_batch_at_that_batch_size() -> None:
 
 
 @pytest.mark.slow
-def test_a_batched_estimate_is_within_30_percent_of_real_runs(tiny_project, tmp_path, _one_thread) -> None:
+def test_a_batched_estimate_is_within_30_percent_of_real_runs(tiny_project, tmp_path, monkeypatch, _one_thread):
     """Tiny RRDBNet, five 96x96 HR images (24x24 LR), ``batch_images: 3`` (batches of 3 and 2), clean and noisy,
-    unattacked and 3-step PGD: the estimate is within 30 % of the median of three real runs."""
+    unattacked and 3-step PGD: the planned passes are the images through the network in each real run (counts per
+    image, batched or not), and the estimate is within 30 % of the median of three real runs."""
+    from bench.methods import cards
+    from tests.runner.test_passes import count_networks
+
     _hr_images(tiny_project["hr"], [96] * 5)
     path = _matrix(tiny_project, methods=["tiny-rrdb"], attacks=[{"name": "none"}, PGD], batch_images=3)
     matrix = load_matrix(path)
     plan = plan_matrix(matrix, "cpu", repeats=3)
     assert [line.batch for line in plan.lines] == [3] * 4, plan.format()
+    counter = {"forward": 0, "backward": 0}
+    build = cards.build_method
+    monkeypatch.setattr(cards, "build_method", lambda *a, **k: count_networks(build(*a, **k), counter))
     runs = []
     for i in range(3):  # the median of three runs: one run slowed by a busy (shared CI) machine is not the measure
+        counter.update(forward=0, backward=0)
         t0 = time.perf_counter()
         assert run_matrix(matrix, tmp_path / f"run{i}", device="cpu", progress=False).exit_code == 0
         runs.append(time.perf_counter() - t0)
+        assert (counter["forward"], counter["backward"]) == (plan.forwards, plan.backwards) == (70, 30)
     measured = statistics.median(runs)
     each = ", ".join(f"{t:.3f}" for t in runs)
     message = f"estimated {plan.seconds:.3f} s, measured {measured:.3f} s (median of {each})"
