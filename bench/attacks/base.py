@@ -29,7 +29,7 @@ networks and noise maps, each restart's) takes image i's slice from image i's ge
 with gradients of the *sum* of the per-image losses, so image i's result is the same (to floating-point summation
 order) whether it is attacked alone or in a batch: the runner batches the attacked cells of deterministic methods
 this way. A stochastic method (EOT) draws its randomness from one generator per call, so it takes one generator (a
-sequence of one), never several (:class:`AttackError`): the runner attacks it one image per batch.
+sequence of one), never several (:class:`AttackError`): the runner attacks it one image per batch. The draws live in :mod:`bench.attacks.draws`.
 
 The runner calls an attack per batch::
 
@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from bench.attacks.draws import Generators
 from bench.errors import AttackRefused
 from bench.images import check_batch
 from bench.methods.base import Method
@@ -56,9 +56,6 @@ logger = logging.getLogger(__name__)
 
 TARGETS = ("hr", "clean")
 DEFAULT_EOT_SAMPLES = 8
-
-#: An attack's source of randomness: one generator for the whole batch, or one per image (image i draws from its own).
-Generators = torch.Generator | Sequence[torch.Generator]
 
 
 class AttackError(AttackRefused):
@@ -185,41 +182,6 @@ def keep_better(
     """Per image, keep ``(x, loss)`` where ``loss`` is strictly higher than ``best_loss``."""
     better = loss > best_loss
     return torch.where(better.view(-1, 1, 1, 1), x, best_x), torch.where(better, loss, best_loss)
-
-
-def per_image(generator: Generators, n: int) -> list[torch.Generator]:
-    """The generator of each of ``n`` images: a sequence as given (it must hold ``n``), a single generator ``n`` times
-    (the images then share it and draw from it in image order)."""
-    if isinstance(generator, torch.Generator):
-        return [generator] * n
-    gens = list(generator)
-    if len(gens) != n:
-        raise AttackError(f"got {len(gens)} generators for a batch of {n} images: pass one per image, or a single one")
-    return gens
-
-
-def draw_per_image(
-    x: torch.Tensor, generator: Generators, draw: Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
-) -> torch.Tensor:
-    """Random values of ``x``'s shape, moved to ``x``'s device and dtype: ``draw(shape, generator)`` (on the
-    generator's device) for a single generator; for a sequence, image i's slice ``(1, C, H, W)`` drawn from generator
-    i, so that an image's draws do not depend on the batch it is in."""
-    if isinstance(generator, torch.Generator):
-        return draw(tuple(x.shape), generator).to(device=x.device, dtype=x.dtype)
-    gens = per_image(generator, x.shape[0])
-    shape = (1, *x.shape[1:])
-    return torch.cat([draw(shape, g).to(device=x.device, dtype=x.dtype) for g in gens])
-
-
-def uniform_like(x: torch.Tensor, low: float, high: float, generator: Generators) -> torch.Tensor:
-    """``U(low, high)`` of ``x``'s shape drawn on the generator's device (float32) and moved to ``x``'s device/dtype;
-    with one generator per image, each image's slice from its own (:func:`draw_per_image`)."""
-
-    def draw(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
-        u = torch.rand(shape, generator=g, device=g.device, dtype=torch.float32)
-        return low + (high - low) * u
-
-    return draw_per_image(x, generator, draw)
 
 
 class Attack:

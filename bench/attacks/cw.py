@@ -34,7 +34,8 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better
+from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.draws import Generators
 
 logger = logging.getLogger(__name__)
 

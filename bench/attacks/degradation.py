@@ -45,7 +45,8 @@ import torch
 
 from bench.archs.degradation import DegradationNet, antialiased_avg_pool
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better, per_image
+from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.draws import Generators, per_image
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Generators, Objective
+from bench.attacks.base import Attack, AttackError, Objective
+from bench.attacks.draws import Generators
 
 logger = logging.getLogger(__name__)
 

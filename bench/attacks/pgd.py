@@ -33,7 +33,8 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Attack, AttackError, Generators, Objective, keep_better, uniform_like
+from bench.attacks.base import Attack, AttackError, Objective, keep_better
+from bench.attacks.draws import Generators, uniform_like
 
 logger = logging.getLogger(__name__)
 

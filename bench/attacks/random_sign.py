@@ -22,7 +22,8 @@ from typing import ClassVar
 import torch
 
 from bench.attacks import ATTACKS
-from bench.attacks.base import Generators, Objective, draw_per_image
+from bench.attacks.base import Objective
+from bench.attacks.draws import Generators, draw_per_image
 from bench.attacks.fgsm import FGSM
 
 logger = logging.getLogger(__name__)

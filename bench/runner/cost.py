@@ -43,7 +43,7 @@ the write the run does for it; it is not an error of the plan (:attr:`CostPlan.e
 probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
 already stored are counted.
 
-Length (over ~700 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
+Length (over ~500 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
 the plan's table are one estimate and are tested as one against real runs; the training estimate
 (:func:`plan_training`) reuses the same timer.
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from bench.attacks.base import uniform_like
+from bench.attacks.draws import uniform_like
 from bench.attacks.pgd import PGD
 from bench.train import TRAINERS
 from bench.train.base import Trainer

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bench.attacks import ATTACKS, AttackError, build_attack
-from bench.attacks.base import Objective, draw_per_image, uniform_like
+from bench.attacks.base import Objective
+from bench.attacks.draws import draw_per_image, uniform_like
 from bench.attacks.random_sign import random_signs
 from bench.methods.rrdb import RRDBMethod
 from bench.seeding import make_generator
