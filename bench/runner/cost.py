@@ -43,9 +43,9 @@ the write the run does for it; it is not an error of the plan (:attr:`CostPlan.e
 probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
 already stored are counted.
 
-Length (over ~500 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
-the plan's table are one estimate and are tested as one against real runs; the training estimate
-(:func:`plan_training`) reuses the same timer.
+Length (over ~500 lines): the probe, the time model (per pass and batch size, per image, per selection, per method
+and per run) and the plan's table are one estimate and are tested as one against real runs; the training estimate
+(:func:`plan_training`) reuses the same timer; the batching rule itself lives in :mod:`bench.runner.batches`.
 
 Example::
 
@@ -658,7 +658,7 @@ def plan_matrix(
             for size in {lo, hi}:
                 got[size], seconds = probe(method, name, members, surrogate, sigma, size)
                 build += seconds
-            out[b] = got[b] if b in got else _between(got[lo], got[hi], b)
+            out[b] = got[b] if b in got else got[lo] if lo == hi else _between(got[lo], got[hi], b)
         return out, build
 
     for (method_name, condition, attack), members in groups.items():

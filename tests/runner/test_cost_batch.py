@@ -156,6 +156,10 @@ def test_a_batched_pass_is_timed_at_its_batch_size(tiny_project, monkeypatch, _o
         (line.forwards, line.backwards, line.flops) for line in three.lines
     ]
     assert [line.batch for line in three.lines] == [3, 3]
+    probed.clear()
+    monkeypatch.setattr(cost, "MAX_BATCH_PROBES", 1)  # the batch of 2 is then between those of 1 and 3
+    capped = plan_matrix(load_matrix(path, overrides=["batch_images=3"]), "cpu")
+    assert sorted(set(probed)) == [1, 3] and not capped.errors and capped.seconds > 0
 
 
 def test_batch_sizes_beyond_the_probed_ones_are_interpolated() -> None:
