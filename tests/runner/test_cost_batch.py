@@ -214,14 +214,16 @@ def test_a_cell_is_timed_per_batch_at_that_batch_size() -> None:
 
 @pytest.mark.slow
 def test_a_batched_estimate_is_within_30_percent_of_real_runs(tiny_project, tmp_path, monkeypatch, _one_thread):
-    """Tiny RRDBNet, five 96x96 HR images (24x24 LR), ``batch_images: 3`` (batches of 3 and 2), clean and noisy,
-    unattacked and 3-step PGD: the planned passes are the images through the network in each real run (counts per
-    image, batched or not), and the estimate is within 30 % of the median of three real runs."""
+    """Tiny RRDBNet, five 64x64 HR images (16x16 LR), ``batch_images: 3`` (batches of 3 and 2), clean and noisy,
+    unattacked and 10-step PGD (where batching saves most here: small images, many passes): the planned passes are
+    the images through the network in a real run (counts per image, batched or not), and the estimate is within
+    30 % of the median of three real runs (an estimate at batch 1 measured +26 to +33 % of it on a 2-core CPU)."""
     from bench.methods import cards
     from tests.runner.test_passes import count_networks
 
-    _hr_images(tiny_project["hr"], [96] * 5)
-    path = _matrix(tiny_project, methods=["tiny-rrdb"], attacks=[{"name": "none"}, PGD], batch_images=3)
+    _hr_images(tiny_project["hr"], [64] * 5)
+    pgd = dict(PGD, params={"steps": 10})
+    path = _matrix(tiny_project, methods=["tiny-rrdb"], attacks=[{"name": "none"}, pgd], batch_images=3)
     matrix = load_matrix(path)
     plan = plan_matrix(matrix, "cpu", repeats=3)
     assert [line.batch for line in plan.lines] == [3] * 4, plan.format()
@@ -234,7 +236,7 @@ def test_a_batched_estimate_is_within_30_percent_of_real_runs(tiny_project, tmp_
     build = cards.build_method
     monkeypatch.setattr(cards, "build_method", lambda *a, **k: count_networks(build(*a, **k), counter))
     assert run_matrix(matrix, tmp_path / "counted", device="cpu", progress=False).exit_code == 0
-    assert (counter["forward"], counter["backward"]) == (plan.forwards, plan.backwards) == (70, 30)
+    assert (counter["forward"], counter["backward"]) == (plan.forwards, plan.backwards) == (140, 100)
     measured = statistics.median(runs)
     each = ", ".join(f"{t:.3f}" for t in runs)
     message = f"estimated {plan.seconds:.3f} s, measured {measured:.3f} s (median of {each})"
