@@ -1,9 +1,10 @@
 """One cell's computation: every image of a cell through the stages, into its :class:`~bench.results.schema.
 CellPayload` (the runner decides *which* cells run and stores them; this module computes one).
 
-Per batch of images (:meth:`CellEvaluator.evaluate`), one image size at a time: *attack* (attacked cells), *infer*
-(the method or the certified smoothed prediction), the gallery crops and stored outputs, *score* (every metric; the
-certified columns of a certificate, :func:`bench.runner.stages.score.certified_rows`) and the SR-space columns
+Per batch of images (:meth:`CellEvaluator.evaluate`; how images form batches: :mod:`bench.runner.batches`, the
+rule the cost plan shares), one image size at a time: *attack* (attacked cells), *infer* (the method or the
+certified smoothed prediction), the gallery crops and stored outputs, *score* (every metric; the certified columns
+of a certificate, :func:`bench.runner.stages.score.certified_rows`) and the SR-space columns
 (:meth:`bench.runner.stages.sample.SRSpace.rows`). Errors follow :mod:`bench.runner.runner`: the project's errors and
 bad data become failure rows, anything else surfaces.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from bench.errors import BAD_DATA, AttackRefused, BadOutput
 from bench.results.schema import NO_GROUND_TRUTH, STATUS_FAILED, STATUS_OK, CellPayload, GalleryEntry
+from bench.runner.batches import by_size, chunks, size_key
 from bench.runner.cells import Cell
 from bench.runner.matrix import Matrix
 from bench.runner.provenance import error_text, now
@@ -43,6 +45,12 @@ from bench.runner.stages.sample import SRSpace
 from bench.runner.stages.score import Skipped, certified_rows, score
 
 logger = logging.getLogger(__name__)
+
+
+def item_size(item: Item) -> tuple[int, int, bool]:
+    """The batch key of a prepared image (:func:`bench.runner.batches.size_key`)."""
+    return size_key(item.lr.shape[-2], item.lr.shape[-1], item.hr is not None)
+
 
 #: ``(cell, status, records, started, seconds, n_images) -> CellPayload`` with the run's provenance.
 PayloadFactory = Callable[[Cell, str, list, str, float, int], CellPayload]
@@ -119,20 +127,17 @@ class CellEvaluator:
             logger.info("%s: skipped (no ground truth: the attack's loss needs the HR)", cell.label())
             records = [rows.skipped(n, m, NO_GROUND_TRUTH, metrics[m].spec.as_dict()) for n in names for m in metrics]
             names = []
-        one = caps.stochastic or (cell.threat.attacked and self.attack.one_per_batch(cell, method))
-        per_call = 1 if one else self.matrix.batch_images
-        batch: list[Item] = []
-        for name in tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr):
-            try:
-                batch.append(self.corrupt(cell, prepare(dataset, name, self.matrix.scale, self.device)))
-            except BAD_DATA as exc:  # a broken image fails that image only
-                logger.warning("%s: image %s failed: %s", cell.label(), name, exc)
-                records.append(rows.failed(name, None, error_text(exc)))
-                continue
-            if len(batch) >= per_call:
-                records.extend(self.evaluate(cell, method, batch, rows, state, metrics))
-                batch = []
-        if batch:
+
+        def prepared() -> Iterator[Item]:
+            bar = tqdm(names, desc="images", unit="img", leave=False, disable=not self.progress, file=sys.stderr)
+            for name in bar:
+                try:
+                    yield self.corrupt(cell, prepare(dataset, name, self.matrix.scale, self.device))
+                except BAD_DATA as exc:  # a broken image fails that image only
+                    logger.warning("%s: image %s failed: %s", cell.label(), name, exc)
+                    records.append(rows.failed(name, None, error_text(exc)))
+
+        for batch in chunks(prepared(), self.images_per_call(cell, method)):  # the rule: bench.runner.batches
             records.extend(self.evaluate(cell, method, batch, rows, state, metrics))
         seconds = time.perf_counter() - t0
         n_failed = sum(r["status"] == STATUS_FAILED for r in records)  # skipped rows leave the cell ok
@@ -161,14 +166,19 @@ class CellEvaluator:
             }
         return payload
 
+    def images_per_call(self, cell: Cell, method: Any) -> int:
+        """Images per chunk of the cell (:func:`bench.runner.batches.chunks`): 1 for a stochastic method and for an
+        attacked cell whose attack draws from a stochastic model (:meth:`Attacker.one_per_batch
+        <bench.runner.stages.attack.Attacker.one_per_batch>`), else the matrix's ``batch_images``."""
+        stochastic = method.capabilities.stochastic
+        one = stochastic or (cell.threat.attacked and self.attack.one_per_batch(cell, method))
+        return 1 if one else self.matrix.batch_images
+
     def evaluate(self, cell, method, batch: list[Item], rows: Rows, state: CellState, metrics) -> list[dict]:
         """Attack, infer and score the images of one batch, one image size at a time (``hr`` None without ground
         truth: no-reference metrics only, no certificate)."""
         out: list[dict[str, Any]] = []
-        groups: dict[tuple, list[Item]] = {}
-        for item in batch:
-            groups.setdefault((tuple(item.lr.shape), item.hr is None), []).append(item)
-        for items in groups.values():
+        for items in by_size(batch, item_size):
             names = [it.name for it in items]
             lr_clean = torch.cat([it.lr for it in items])
             hr = None if items[0].hr is None else torch.cat([it.hr for it in items])

@@ -15,6 +15,19 @@ passes times those per-pass seconds, plus its images' metrics, corruption and re
 the probe's (conv nets and the pixel metrics are linear in pixels); once per method, building it (timed; with the
 matrix's ``precision``, so the guard's calibration is in it and a bf16 fast path is what the probe times).
 
+**Batches** (``batch_images``): a cell is timed as the runner runs it -- in the batches the runner forms, by the same
+function (:func:`bench.runner.batches.batches` with :meth:`CellEvaluator.images_per_call
+<bench.runner.cell.CellEvaluator.images_per_call>`: the cell's images in order, ``batch_images`` at a time for a
+deterministic method, attacked or not, one at a time for a stochastic one or a transfer from a stochastic surrogate,
+each chunk split by image size); :attr:`CostPlan.batches` lists them. A batch's passes (the method's and the
+surrogate's) take the per-image seconds of a call of that many probe images (:func:`probe_passes`'s ``batch``: the
+call's seconds over its images). Probes run per model at batch 1 (always; the FLOPs) and only at the sizes the cells
+form; of more than :data:`MAX_BATCH_PROBES` sizes above 1, the largest and those holding the most images are probed
+and the others interpolated (:func:`_between`: a call's time linear in its images). Batching changes time, not
+counts: forwards and backwards stay per image (model evaluations, :mod:`bench.runner.passes`), and so do FLOPs. The
+metrics, corruption and reads stay timed per image at batch 1 (the runner scores a batch at once: a small
+over-estimate where metrics weigh), and a sigma selection's images one at a time, as the selection runs them.
+
 Writing each cell's JSON and its gallery crops is timed once (one write of each) and added per cell; building the
 runner (metrics, cards' provenance, cells) and writing the run's info once, on the first line.
 
@@ -30,14 +43,14 @@ the write the run does for it; it is not an error of the plan (:attr:`CostPlan.e
 probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
 already stored are counted.
 
-Length (over ~500 lines): the probe, the time model (per pass, per image, per selection, per method and per run) and
-the plan's table are one estimate and are tested as one against real runs; the training estimate
-(:func:`plan_training`) reuses the same timer.
+Length (over ~500 lines): the probe, the time model (per pass and batch size, per image, per selection, per method
+and per run) and the plan's table are one estimate and are tested as one against real runs; the training estimate
+(:func:`plan_training`) reuses the same timer; the batching rule itself lives in :mod:`bench.runner.batches`.
 
 Example::
 
     plan = plan_matrix(load_matrix("default"), device="cpu")
-    print(plan.format())    # per kind of cell: cells, images, forwards, backwards, TFLOP, estimated time
+    print(plan.format())    # per kind of cell: cells, images, largest batch, forwards, backwards, TFLOP, time
 """
 
 from __future__ import annotations
@@ -49,10 +62,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
+from bench.runner.batches import batches, size_key
 from bench.runner.passes import CellCount, Passes, count_cells
 
 logger = logging.getLogger(__name__)
@@ -63,14 +77,44 @@ DEFAULT_MAX_PROBE = 64
 # ----------------------------------------------------------------------------------------------------- the plan
 @dataclass
 class ProbeResult:
-    """One model's measured passes on one ``lr_pixels`` LR image: seconds of a forward and of a backward (with the
-    attack loss, per loss spec), FLOPs of a forward; ``error`` set when the probe failed."""
+    """One model's measured passes per ``lr_pixels`` LR image, in calls of ``batch`` such images: seconds of a
+    forward and of a backward (with the attack loss, per loss spec) per image, FLOPs of a forward (at batch 1);
+    ``error`` set when the probe failed."""
 
     lr_pixels: int
     forward_seconds: float = 0.0
     backward_seconds: dict[str, float] = field(default_factory=dict)
     forward_flops: float = 0.0
     error: str = ""
+    batch: int = 1
+
+
+def _between(lo: ProbeResult, hi: ProbeResult, batch: int) -> ProbeResult:
+    """The per-image seconds at ``batch`` images per call between two probes at other batch sizes: a call's time
+    interpolated linearly in its images (a fixed part and a part per image), divided by ``batch``."""
+
+    def at(a: float, b: float) -> float:
+        t = a * lo.batch + (b * hi.batch - a * lo.batch) * (batch - lo.batch) / (hi.batch - lo.batch)
+        return max(0.0, t) / batch
+
+    out = ProbeResult(lo.lr_pixels, at(lo.forward_seconds, hi.forward_seconds), batch=batch)
+    for key in lo.backward_seconds.keys() & hi.backward_seconds.keys():
+        out.backward_seconds[key] = at(lo.backward_seconds[key], hi.backward_seconds[key])
+    return out
+
+
+#: Batch sizes above 1 probed at most per model; the others a cell forms are interpolated (:func:`_between`).
+MAX_BATCH_PROBES = 3
+
+
+def _probed_batches(images_at: Mapping[int, int]) -> list[int]:
+    """The batch sizes to probe, from the images every size would hold (``size -> images``): 1, and above 1 all of
+    them, or at most :data:`MAX_BATCH_PROBES` -- the largest and those holding the most images."""
+    above = sorted((b for b in images_at if b > 1), key=lambda b: (-images_at[b], b))
+    if len(above) > MAX_BATCH_PROBES:
+        largest = max(above)
+        above = [largest, *(b for b in above if b != largest)][:MAX_BATCH_PROBES]
+    return sorted({1, *above})
 
 
 @dataclass
@@ -82,6 +126,7 @@ class CostLine:
     attack: str
     cells: int = 0
     images: int = 0
+    batch: int = 1  # the most images of one call (:mod:`bench.runner.batches`) in its cells
     lr_pixels: int = 0
     forwards: float = 0.0
     backwards: float = 0.0
@@ -100,6 +145,9 @@ class CostPlan:
     device: str
     lines: list[CostLine] = field(default_factory=list)
     probe_seconds: float = 0.0
+    #: cell key -> the image names of each batch the cell is timed at (:mod:`bench.runner.batches`; not refused
+    #: cells, nor kinds that cannot be probed)
+    batches: dict[str, list[list[str]]] = field(default_factory=dict)
 
     @property
     def cells(self) -> int:
@@ -150,7 +198,8 @@ class CostPlan:
     def table(self) -> list[str]:
         """The table's header and one row per kind of cell (a ``refused`` kind: its reason and fix; a kind that
         cannot be probed: why)."""
-        head = f"{'method':<28} {'condition':<18} {'attack':<22} {'cells':>5} {'images':>6} {'fwd':>8} {'bwd':>8}"
+        head = f"{'method':<28} {'condition':<18} {'attack':<22} {'cells':>5} {'images':>6} {'batch':>5}"
+        head += f" {'fwd':>8} {'bwd':>8}"
         rows = [head + f" {'TFLOP':>9} {'time':>9}"]
         for line in self.lines:
             tail = f" {line.flops / 1e12:>9.3f} {format_seconds(line.seconds):>9}"
@@ -160,7 +209,7 @@ class CostPlan:
                 tail += f"  refused, never attempted: {line.refused}"
             rows.append(
                 f"{line.method[:28]:<28} {line.condition[:18]:<18} {line.attack[:22]:<22} {line.cells:>5} "
-                f"{line.images:>6} {line.forwards:>8.0f} {line.backwards:>8.0f}{tail}"
+                f"{line.images:>6} {line.batch:>5} {line.forwards:>8.0f} {line.backwards:>8.0f}{tail}"
             )
         return rows
 
@@ -233,11 +282,16 @@ def probe_passes(
     losses: Mapping[str, Any] | None = None,
     repeats: int = 1,
     sigma: float | str | None = AS_SET,
+    batch: int = 1,
 ) -> ProbeResult:
     """Seconds of one forward and, per attack loss of ``losses`` (key -> :class:`~bench.attacks.base.AttackLoss`),
     of one backward (an attack step's forward+backward through the loss, gradient to the input, less the forward)
     of ``method`` on one ``side`` x ``side`` LR image, and FLOPs of a forward; per base pass (a smoothing call is
     divided by its copies).
+
+    ``batch``: the images per call, as a cell that batches runs them (:mod:`bench.runner.batches`): the seconds are
+    those of one call on ``batch`` such images divided by ``batch`` (per image, at that batch size); FLOPs are
+    counted at batch 1 only (0 otherwise: batching changes time, not work).
 
     ``sigma``: for median smoothing, the sigma to time it at (a number: its n copies, batched, as the run makes them
     -- a ``sigma: auto`` card has none until the selection sets one; ``None``: smoothing off, the base alone); the
@@ -246,7 +300,7 @@ def probe_passes(
         previous = method.sigma
         method.sigma = sigma
         try:
-            return probe_passes(method, side, scale, device, losses, repeats)
+            return probe_passes(method, side, scale, device, losses, repeats, batch=batch)
         finally:
             method.sigma = previous
     from torch.utils.flop_counter import FlopCounterMode
@@ -257,23 +311,25 @@ def probe_passes(
     method.eval()
     copies = _copies_now(method)
     g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, side + 4, side + 4, generator=g), 5, 1).to(device)
+    x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, side + 4, side + 4, generator=g), 5, 1).to(device)
 
     def forward() -> None:
         with torch.no_grad():
             method(x, make_generator(0, device))
 
-    out = ProbeResult(side * side, _timed(forward, device, repeats) / copies)
-    mode = FlopCounterMode(display=False)
-    with mode:
-        forward()
-    out.forward_flops = float(mode.get_total_flops()) / copies
+    per_pass = copies * batch
+    out = ProbeResult(side * side, _timed(forward, device, repeats) / per_pass, batch=batch)
+    if batch == 1:
+        mode = FlopCounterMode(display=False)
+        with mode:
+            forward()
+        out.forward_flops = float(mode.get_total_flops()) / copies
     if not method.capabilities.differentiable:
         return out
-    target = torch.rand(1, 3, side * scale, side * scale, generator=g).to(device)
+    target = torch.rand(batch, 3, side * scale, side * scale, generator=g).to(device)
     for key, loss in (losses or {}).items():
         objective = Objective(method, loss, target, 1, make_generator(0, device))
-        seconds = _timed(lambda objective=objective: objective.value_and_grad(x), device, repeats) / copies
+        seconds = _timed(lambda objective=objective: objective.value_and_grad(x), device, repeats) / per_pass
         out.backward_seconds[key] = max(0.0, seconds - out.forward_seconds)
     return out
 
@@ -339,19 +395,33 @@ def _write_seconds(runner: Any, repeats: int) -> tuple[float, float]:
     return cell, image
 
 
-def _gallery_crops(runner: Any, count: CellCount, images: list[tuple[str, int]]) -> int:
+def _gallery_crops(runner: Any, count: CellCount, images: list[_Image]) -> int:
     """Crops the gallery stage writes for the cell: HR, LR and SR, or HR, LR, adversarial LR and SR."""
     g, cell = runner.matrix.gallery, count.cell
     stochastic = bool(runner.provenances.get(cell.method, {}).get("stochastic", False))
     if g is None or not runner.gallery.wants(cell, stochastic):
         return 0
-    if g.image not in {name for name, _ in images[: count.images or 0]}:
+    if g.image not in {image.name for image in images[: count.images or 0]}:
         return 0
     return 4 if cell.threat.attacked else 3
 
 
-def _images(runner: Any, cell: Any, sizes: dict[tuple[str, str], int]) -> list[tuple[str, int]]:
-    """(name, LR pixels) of every image of the cell's dataset (an LR-only set: its LR's pixels)."""
+def _batch_key(image: _Image) -> tuple[int, int, bool]:
+    return image.key
+
+
+class _Image(NamedTuple):
+    """One image of a cell as the plan sees it: its LR pixels and its batch key (:func:`bench.runner.batches.
+    size_key`)."""
+
+    name: str
+    pixels: int
+    key: tuple[int, int, bool]
+
+
+def _images(runner: Any, cell: Any, sizes: dict[tuple[str, str], _Image]) -> list[_Image]:
+    """Every image of the cell's dataset, in order: its LR size as the runner prepares it (the HR's, modcropped, over
+    the scale; an LR-only set: its LR's)."""
     dataset = runner.dataset(cell)
     out = []
     scale = runner.matrix.scale
@@ -360,10 +430,11 @@ def _images(runner: Any, cell: Any, sizes: dict[tuple[str, str], int]) -> list[t
         if key not in sizes:
             sample = dataset.load(name)
             if sample.hr is not None:
-                sizes[key] = (sample.hr.shape[-2] // scale) * (sample.hr.shape[-1] // scale)
+                h, w = sample.hr.shape[-2] // scale, sample.hr.shape[-1] // scale
             else:
-                sizes[key] = int(sample.lr.shape[-2] * sample.lr.shape[-1])
-        out.append((name, sizes[key]))
+                h, w = int(sample.lr.shape[-2]), int(sample.lr.shape[-1])
+            sizes[key] = _Image(name, h * w, size_key(h, w, sample.hr is not None))
+        out.append(sizes[key])
     return out
 
 
@@ -492,7 +563,7 @@ def plan_matrix(
     plan = CostPlan(matrix.name, str(runner.device))
     wanted = set(methods) if methods is not None else None
     cells = [c for c in runner.cells if wanted is None or c.method in wanted]
-    sizes: dict[tuple[str, str], int] = {}
+    sizes: dict[tuple[str, str], _Image] = {}
     listed = {cell.key: _images(runner, cell, sizes) for cell in cells}
     counts = count_cells(
         cells,
@@ -505,7 +576,12 @@ def plan_matrix(
     for count in counts:
         cell = count.cell
         groups.setdefault((cell.method, cell.condition.name, cell.threat.label()), []).append(count)
-    all_pixels = sorted(px for images in listed.values() for _, px in images)
+    images_at: dict[int, int] = {}  # batch size -> images, were every cell to batch (one that does not forms 1s)
+    for count in counts:
+        for group in batches(listed[count.cell.key][: count.images or 0], matrix.batch_images, _batch_key):
+            images_at[len(group)] = images_at.get(len(group), 0) + len(group)
+    probed_batches = _probed_batches(images_at)
+    all_pixels = sorted(image.pixels for images in listed.values() for image in images)
     side = max(8, min(max_probe, round(statistics.median(all_pixels) ** 0.5))) if all_pixels else 8
     metric_seconds, metric_flops, corruption_seconds, sr_space_seconds = _stage_seconds(runner, side, repeats)
     cell_write_seconds, crop_seconds = _write_seconds(runner, repeats)
@@ -530,10 +606,16 @@ def plan_matrix(
     built: dict[str, Any] = {}
 
     def probe(
-        method: Any, name: str, members: list[CellCount], surrogate: bool, sigma: float | str | None = AS_SET
+        method: Any,
+        name: str,
+        members: list[CellCount],
+        surrogate: bool,
+        sigma: float | str | None = AS_SET,
+        batch: int = 1,
     ) -> tuple[ProbeResult, float]:
         """The probe of ``method`` (``name``; median smoothing at ``sigma``), or of its surrogate card ``name``, with
-        the attack losses of ``members``; and the seconds spent building the surrogate now."""
+        the attack losses of ``members``, at ``batch`` images per call; and the seconds spent building the surrogate
+        now."""
         losses = {
             _loss_key(c.cell.threat.loss): runner.attack.loss(c.cell.threat.loss)
             for c in members
@@ -550,11 +632,12 @@ def plan_matrix(
         if not model.capabilities.smoothed:
             sigma = AS_SET
         # the time of a pass depends on whether smoothing is on (copies batched), not on the sigma's value
-        key = (f"surrogate:{name}" if surrogate else name, sigma if sigma == AS_SET else str(sigma is not None))
+        flag = sigma if sigma == AS_SET else str(sigma is not None)
+        key = (f"surrogate:{name}" if surrogate else name, flag, batch)
         result = probes.get(key)
         missing = {k: v for k, v in losses.items() if result is None or k not in result.backward_seconds}
         if result is None or missing:
-            fresh = probe_passes(model, side, matrix.scale, runner.device, missing, repeats, sigma)
+            fresh = probe_passes(model, side, matrix.scale, runner.device, missing, repeats, sigma, batch)
             if result is None:
                 result = fresh
             else:
@@ -562,13 +645,29 @@ def plan_matrix(
             probes[key] = result
         return result, build
 
+    def at_sizes(
+        method: Any, name: str, members: list[CellCount], surrogate: bool, sigma: Any, needed: set[int]
+    ) -> tuple[dict[int, ProbeResult], float]:
+        """:func:`probe` at batch 1 and at every size of ``needed``: probed when it is one of ``probed_batches``,
+        else between the probed sizes on either side (:func:`_between`); and the seconds building the surrogate."""
+        out, build = {}, 0.0
+        for b in sorted({1} | needed):
+            lo = max(p for p in probed_batches if p <= b)
+            hi = min((p for p in probed_batches if p >= b), default=lo)
+            got = {}
+            for size in {lo, hi}:
+                got[size], seconds = probe(method, name, members, surrogate, sigma, size)
+                build += seconds
+            out[b] = got[b] if b in got else got[lo] if lo == hi else _between(got[lo], got[hi], b)
+        return out, build
+
     for (method_name, condition, attack), members in groups.items():
         line = CostLine(method_name, condition, attack, cells=len(members))
         plan.lines.append(line)
         for count in members:
             total = count.total
             line.images += count.images or 0
-            line.lr_pixels += sum(px for _, px in listed[count.cell.key][: count.images or 0])
+            line.lr_pixels += sum(image.pixels for image in listed[count.cell.key][: count.images or 0])
             line.forwards += total.all_forwards
             line.backwards += total.all_backwards
         try:
@@ -590,19 +689,24 @@ def plan_matrix(
                 continue
             for count in members:
                 cell = count.cell
-                own, _ = probe(method, method_name, [count], False, count.sigma)
+                used = listed[cell.key][: count.images or 0]
+                groups_of_cell = batches(used, runner.evaluator.images_per_call(cell, method), _batch_key)
+                needed = {len(group) for group in groups_of_cell}
+                line.batch = max([line.batch, *needed])
+                plan.batches[cell.key] = [[image.name for image in group] for group in groups_of_cell]
+                own, _ = at_sizes(method, method_name, [count], False, count.sigma, needed)
                 other = None
                 if cell.threat.attacked and cell.threat.surrogate is not None:
-                    other, build = probe(method, cell.threat.surrogate, [count], surrogate=True)
+                    other, build = at_sizes(method, cell.threat.surrogate, [count], True, AS_SET, needed)
                     line.seconds += build
-                line.seconds += _cell_seconds(count, listed[cell.key], own, other, matrix, rates)
-                line.flops += _cell_flops(count, listed[cell.key], own, other, rates)
+                line.seconds += _cell_seconds(count, groups_of_cell, own, other, matrix, rates)
+                line.flops += _cell_flops(count, used, own[1], None if other is None else other[1], rates)
                 line.seconds += rates.cell_write + rates.crop_write * _gallery_crops(runner, count, listed[cell.key])
                 if count.selection_steps:
                     if selection_error is not None:
                         raise selection_error
                     at = {s: probe(method, method_name, [count], False, s)[0] for s, _ in count.selection_steps}
-                    seconds, flops = _selection_cost(count, at, other, rates)
+                    seconds, flops = _selection_cost(count, at, None if other is None else other[1], rates)
                     line.seconds += seconds
                     line.flops += flops
         except Exception as exc:  # a method that cannot be built or run: the plan says so, the rest goes on
@@ -636,23 +740,29 @@ def _pass_flops(passes: Passes, own: ProbeResult, other: ProbeResult | None) -> 
 
 def _cell_seconds(
     count: CellCount,
-    images: list[tuple[str, int]],
-    own: ProbeResult,
-    other: ProbeResult | None,
+    groups: list[list[_Image]],
+    own: Mapping[int, ProbeResult],
+    other: Mapping[int, ProbeResult] | None,
     matrix: Any,
     rates: _Rates,
 ) -> float:
-    """A cell's estimated seconds: its passes, metrics, corruption and reads, scaled by pixels (its sigma selection:
-    :func:`_selection_cost`)."""
+    """A cell's estimated seconds: the passes of each of its batches (``groups``, :func:`bench.runner.batches.
+    batches`) at that batch's size (``own`` and ``other``: the probes per batch size), its metrics, corruption and
+    reads, all scaled by pixels (its sigma selection: :func:`_selection_cost`)."""
     cell = count.cell
-    used = images[: count.images or 0]
-    pixels = sum(px for _, px in used)
+    used = [image for group in groups for image in group]
     loss = _loss_key(cell.threat.loss) if cell.threat.attacked else None
-    per_image = _pass_seconds(count.per_image, loss, own, other) + rates.metrics
-    per_image += rates.corruption.get(cell.condition.name, 0.0)
+    passes = 0.0
+    for group in groups:
+        b = len(group)
+        per_image = _pass_seconds(count.per_image, loss, own[b], None if other is None else other[b])
+        passes += per_image * sum(image.pixels for image in group)
+    per_image = rates.metrics + rates.corruption.get(cell.condition.name, 0.0)
     if matrix.sr_space is not None and cell.description.get("sr_space"):  # only stochastic methods carry it
         per_image += rates.sr_space
-    return per_image * pixels / rates.probe_px + rates.load.get(repr(cell.dataset.identity()), 0.0) * len(used)
+    pixels = sum(image.pixels for image in used)
+    seconds = (passes + per_image * pixels) / rates.probe_px
+    return seconds + rates.load.get(repr(cell.dataset.identity()), 0.0) * len(used)
 
 
 def _selection_cost(
@@ -677,20 +787,20 @@ def _selection_cost(
     return seconds, flops
 
 
-def _refused_seconds(count: CellCount, images: list[tuple[str, int]], rates: _Rates) -> float:
+def _refused_seconds(count: CellCount, images: list[_Image], rates: _Rates) -> float:
     """A ``refused`` cell: no model pass and no metric; the runner reads and corrupts its images (the attack then
     raises on each: failure rows) and writes the cell."""
     used = images[: count.images or 0]
     cell = count.cell
-    per_image = rates.corruption.get(cell.condition.name, 0.0) * sum(px for _, px in used) / rates.probe_px
+    per_image = rates.corruption.get(cell.condition.name, 0.0) * sum(im.pixels for im in used) / rates.probe_px
     return per_image + rates.load.get(repr(cell.dataset.identity()), 0.0) * len(used) + rates.cell_write
 
 
 def _cell_flops(
-    count: CellCount, images: list[tuple[str, int]], own: ProbeResult, other: ProbeResult | None, rates: _Rates
+    count: CellCount, images: list[_Image], own: ProbeResult, other: ProbeResult | None, rates: _Rates
 ) -> float:
-    """A cell's FLOPs (its passes and metrics), scaled by pixels."""
-    pixels = sum(px for _, px in images[: count.images or 0])
+    """A cell's FLOPs (its passes and metrics; ``own`` and ``other`` probed at batch 1), scaled by pixels."""
+    pixels = sum(image.pixels for image in images[: count.images or 0])
     return (_pass_flops(count.per_image, own, other) + rates.metric_flops) * pixels / rates.probe_px
 
 

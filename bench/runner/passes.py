@@ -25,6 +25,10 @@ count one pass of the network that does the work:
   attacked cell, the attack (nothing when the setting is ``refused``: the selection fails before any pass). A cell
   whose sigma is ``auto`` is counted at the grid's largest count (:func:`counted_sigma`, an upper bound).
 
+Counts are per image whatever ``batch_images``: a call on a batch of b images counts b passes (a model evaluation per
+image), so batching (:mod:`bench.runner.batches`) changes the time of a pass, which :mod:`bench.runner.cost` probes
+at each batch size, never a count.
+
 Every forward of an SR network the runner makes is one of these (``tests/runner/test_passes.py`` counts the calls of
 the networks in real runs and compares); the metrics' own networks (LPIPS, the attack loss's VGG) are not SR passes.
 """
