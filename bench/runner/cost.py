@@ -22,11 +22,12 @@ deterministic method, attacked or not, one at a time for a stochastic one or a t
 each chunk split by image size); :attr:`CostPlan.batches` lists them. A batch's passes (the method's and the
 surrogate's) take the per-image seconds of a call of that many probe images (:func:`probe_passes`'s ``batch``: the
 call's seconds over its images). Probes run per model at batch 1 (always; the FLOPs) and only at the sizes the cells
-form; of more than :data:`MAX_BATCH_PROBES` sizes above 1, the largest and those holding the most images are probed
-and the others interpolated (:func:`_between`: a call's time linear in its images). Batching changes time, not
-counts: forwards and backwards stay per image (model evaluations, :mod:`bench.runner.passes`), and so do FLOPs. The
-metrics, corruption and reads stay timed per image at batch 1 (the runner scores a batch at once: a small
-over-estimate where metrics weigh), and a sigma selection's images one at a time, as the selection runs them.
+form; of more than :data:`~bench.runner.probe.MAX_BATCH_PROBES` sizes above 1, the largest and those holding the
+most images are probed and the others interpolated (:func:`~bench.runner.probe.between`: a call's time linear in its
+images). Batching changes time, not counts: forwards and backwards stay per image (model evaluations,
+:mod:`bench.runner.passes`), and so do FLOPs. The metrics, corruption and reads stay timed per image at batch 1 (the
+runner scores a batch at once: a small over-estimate where metrics weigh), and a sigma selection's images one at a
+time, as the selection runs them.
 
 Writing each cell's JSON and its gallery crops is timed once (one write of each) and added per cell; building the
 runner (metrics, cards' provenance, cells) and writing the run's info once, on the first line.
@@ -43,9 +44,9 @@ the write the run does for it; it is not an error of the plan (:attr:`CostPlan.e
 probed). Not timed: report rendering, the first load of a checkpoint, the degradation attack's own network. Cells
 already stored are counted.
 
-Length (over ~500 lines): the probe, the time model (per pass and batch size, per image, per selection, per method
-and per run) and the plan's table are one estimate and are tested as one against real runs; the training estimate
-(:func:`plan_training`) reuses the same timer; the batching rule itself lives in :mod:`bench.runner.batches`.
+Length (over ~500 lines): the time model (per pass and batch size, per image, per selection, per method and per
+run) and the plan's table are one estimate and are tested as one against real runs; the probes themselves live in
+:mod:`bench.runner.probe`, the batching rule in :mod:`bench.runner.batches`.
 
 Example::
 
@@ -59,7 +60,7 @@ import logging
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,53 +69,20 @@ import torch
 
 from bench.runner.batches import batches, size_key
 from bench.runner.passes import CellCount, Passes, count_cells
+from bench.runner.probe import (
+    AS_SET,
+    ProbeResult,
+    between,
+    format_seconds,
+    probe_images,
+    probe_passes,
+    probed_batches,
+    timed,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PROBE = 64
-
-
-# ----------------------------------------------------------------------------------------------------- the plan
-@dataclass
-class ProbeResult:
-    """One model's measured passes per ``lr_pixels`` LR image, in calls of ``batch`` such images: seconds of a
-    forward and of a backward (with the attack loss, per loss spec) per image, FLOPs of a forward (at batch 1);
-    ``error`` set when the probe failed."""
-
-    lr_pixels: int
-    forward_seconds: float = 0.0
-    backward_seconds: dict[str, float] = field(default_factory=dict)
-    forward_flops: float = 0.0
-    error: str = ""
-    batch: int = 1
-
-
-def _between(lo: ProbeResult, hi: ProbeResult, batch: int) -> ProbeResult:
-    """The per-image seconds at ``batch`` images per call between two probes at other batch sizes: a call's time
-    interpolated linearly in its images (a fixed part and a part per image), divided by ``batch``."""
-
-    def at(a: float, b: float) -> float:
-        t = a * lo.batch + (b * hi.batch - a * lo.batch) * (batch - lo.batch) / (hi.batch - lo.batch)
-        return max(0.0, t) / batch
-
-    out = ProbeResult(lo.lr_pixels, at(lo.forward_seconds, hi.forward_seconds), batch=batch)
-    for key in lo.backward_seconds.keys() & hi.backward_seconds.keys():
-        out.backward_seconds[key] = at(lo.backward_seconds[key], hi.backward_seconds[key])
-    return out
-
-
-#: Batch sizes above 1 probed at most per model; the others a cell forms are interpolated (:func:`_between`).
-MAX_BATCH_PROBES = 3
-
-
-def _probed_batches(images_at: Mapping[int, int]) -> list[int]:
-    """The batch sizes to probe, from the images every size would hold (``size -> images``): 1, and above 1 all of
-    them, or at most :data:`MAX_BATCH_PROBES` -- the largest and those holding the most images."""
-    above = sorted((b for b in images_at if b > 1), key=lambda b: (-images_at[b], b))
-    if len(above) > MAX_BATCH_PROBES:
-        largest = max(above)
-        above = [largest, *(b for b in above if b != largest)][:MAX_BATCH_PROBES]
-    return sorted({1, *above})
 
 
 @dataclass
@@ -234,117 +202,6 @@ class CostPlan:
         return "\n".join([f"cost plan of matrix {self.matrix} on {self.device}", *self.table(), total, *self.notes()])
 
 
-def format_seconds(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h``, ``1.3 d``."""
-    if seconds < 90:
-        return f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls after one warm-up (CUDA synchronised)."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _copies_now(method: Any) -> int:
-    """Base passes of one call of ``method`` as it is set now (median smoothing: n when its sigma is set)."""
-    if method.capabilities.smoothed and getattr(method, "sigma", None) is not None:
-        return int(method.n)
-    return 1
-
-
-#: :func:`probe_passes`'s ``sigma`` default: a median-smoothing method is timed with the sigma it has.
-AS_SET = "as set"
-
-
-def probe_passes(
-    method: Any,
-    side: int,
-    scale: int,
-    device: torch.device,
-    losses: Mapping[str, Any] | None = None,
-    repeats: int = 1,
-    sigma: float | str | None = AS_SET,
-    batch: int = 1,
-) -> ProbeResult:
-    """Seconds of one forward and, per attack loss of ``losses`` (key -> :class:`~bench.attacks.base.AttackLoss`),
-    of one backward (an attack step's forward+backward through the loss, gradient to the input, less the forward)
-    of ``method`` on one ``side`` x ``side`` LR image, and FLOPs of a forward; per base pass (a smoothing call is
-    divided by its copies).
-
-    ``batch``: the images per call, as a cell that batches runs them (:mod:`bench.runner.batches`): the seconds are
-    those of one call on ``batch`` such images divided by ``batch`` (per image, at that batch size); FLOPs are
-    counted at batch 1 only (0 otherwise: batching changes time, not work).
-
-    ``sigma``: for median smoothing, the sigma to time it at (a number: its n copies, batched, as the run makes them
-    -- a ``sigma: auto`` card has none until the selection sets one; ``None``: smoothing off, the base alone); the
-    method's own sigma is restored afterwards. Default :data:`AS_SET`: as it is set."""
-    if sigma != AS_SET and method.capabilities.smoothed:
-        previous = method.sigma
-        method.sigma = sigma
-        try:
-            return probe_passes(method, side, scale, device, losses, repeats, batch=batch)
-        finally:
-            method.sigma = previous
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from bench.attacks.base import Objective
-    from bench.seeding import make_generator
-
-    method.eval()
-    copies = _copies_now(method)
-    g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.avg_pool2d(torch.rand(batch, 3, side + 4, side + 4, generator=g), 5, 1).to(device)
-
-    def forward() -> None:
-        with torch.no_grad():
-            method(x, make_generator(0, device))
-
-    per_pass = copies * batch
-    out = ProbeResult(side * side, _timed(forward, device, repeats) / per_pass, batch=batch)
-    if batch == 1:
-        mode = FlopCounterMode(display=False)
-        with mode:
-            forward()
-        out.forward_flops = float(mode.get_total_flops()) / copies
-    if not method.capabilities.differentiable:
-        return out
-    target = torch.rand(batch, 3, side * scale, side * scale, generator=g).to(device)
-    for key, loss in (losses or {}).items():
-        objective = Objective(method, loss, target, 1, make_generator(0, device))
-        seconds = _timed(lambda objective=objective: objective.value_and_grad(x), device, repeats) / per_pass
-        out.backward_seconds[key] = max(0.0, seconds - out.forward_seconds)
-    return out
-
-
-def _probe_images(side: int, scale: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(hr, lr, sr)`` of one smooth synthetic image: LR ``side`` x ``side``, HR and SR ``scale`` times larger."""
-    from bench.images import quantize
-
-    g = torch.Generator().manual_seed(1)
-    hr = torch.nn.functional.avg_pool2d(torch.rand(1, 3, side * scale, side * scale, generator=g), 5, 1, 2).to(device)
-    lr = quantize(torch.nn.functional.avg_pool2d(hr, scale))
-    sr = (hr + 0.02 * torch.randn(hr.shape, generator=g).to(device)).clamp(0, 1)
-    return hr, lr, sr
-
-
 def _stage_seconds(runner: Any, side: int, repeats: int) -> tuple[float, float, dict[str, float], float]:
     """Per image at the probe size: seconds and FLOPs of all the metrics, seconds of each condition's corruption and
     of the SR-space scoring (0 without ``sr_space``)."""
@@ -353,21 +210,21 @@ def _stage_seconds(runner: Any, side: int, repeats: int) -> tuple[float, float, 
     from bench.seeding import make_generator
 
     device, scale = runner.device, runner.matrix.scale
-    hr, lr, sr = _probe_images(side, scale, device)
+    hr, lr, sr = probe_images(side, scale, device)
 
     def metrics() -> None:
         with torch.no_grad():
             for metric in runner.metrics.values():
                 metric(sr, hr, lr)
 
-    metric_seconds = _timed(metrics, device, repeats) if runner.metrics else 0.0
+    metric_seconds = timed(metrics, device, repeats) if runner.metrics else 0.0
     mode = FlopCounterMode(display=False)
     with mode:
         metrics()
     corruption = {}
     for condition in runner.matrix.conditions:
         fn = runner.corrupt.corruption(condition)
-        corruption[condition.name] = _timed(lambda fn=fn: fn(lr, make_generator(0)), device, repeats)
+        corruption[condition.name] = timed(lambda fn=fn: fn(lr, make_generator(0)), device, repeats)
     sr_space = 0.0
     settings = runner.matrix.sr_space
     if settings is not None:
@@ -375,7 +232,7 @@ def _stage_seconds(runner: Any, side: int, repeats: int) -> tuple[float, float, 
 
         samples = [sr] * settings.samples
         lpips = runner.sr_space.lpips()
-        sr_space = _timed(lambda: diversity_score(samples, hr, scale=scale, metric=lpips), device, 1)
+        sr_space = timed(lambda: diversity_score(samples, hr, scale=scale, metric=lpips), device, 1)
     return metric_seconds, float(mode.get_total_flops()), corruption, sr_space
 
 
@@ -390,8 +247,8 @@ def _write_seconds(runner: Any, repeats: int) -> tuple[float, float]:
     row = {"run": "dry-run", "image": "0000", "metric": "psnr", "value": 0.5, "status": "ok", "spec": {"name": "x"}}
     payload = {"key": "0" * 20, "records": [dict(row, image=f"{i:04d}") for i in range(100)]}
     with tempfile.TemporaryDirectory(prefix="bench-dry-run-") as tmp:
-        cell = _timed(lambda: atomic_write_json(Path(tmp) / "cell.json", payload), torch.device("cpu"), repeats)
-        image = _timed(lambda: write_image(crop, Path(tmp) / "crop.png"), torch.device("cpu"), repeats)
+        cell = timed(lambda: atomic_write_json(Path(tmp) / "cell.json", payload), torch.device("cpu"), repeats)
+        image = timed(lambda: write_image(crop, Path(tmp) / "crop.png"), torch.device("cpu"), repeats)
     return cell, image
 
 
@@ -519,13 +376,13 @@ def _selection_rates(runner: Any, side: int, repeats: int) -> _Selection:
         from bench.metrics import build_metric
 
         metric = build_metric(sm.metric).to(device).eval()
-    hr, _, sr = _probe_images(side, scale, device)
+    hr, _, sr = probe_images(side, scale, device)
 
     def score() -> None:
         with torch.no_grad():
             metric(sr, hr)
 
-    seconds = _timed(score, device, repeats)
+    seconds = timed(score, device, repeats)
     mode = FlopCounterMode(display=False)
     with mode:
         score()
@@ -580,7 +437,7 @@ def plan_matrix(
     for count in counts:
         for group in batches(listed[count.cell.key][: count.images or 0], matrix.batch_images, _batch_key):
             images_at[len(group)] = images_at.get(len(group), 0) + len(group)
-    probed_batches = _probed_batches(images_at)
+    probe_sizes = probed_batches(images_at)
     all_pixels = sorted(image.pixels for images in listed.values() for image in images)
     side = max(8, min(max_probe, round(statistics.median(all_pixels) ** 0.5))) if all_pixels else 8
     metric_seconds, metric_flops, corruption_seconds, sr_space_seconds = _stage_seconds(runner, side, repeats)
@@ -648,17 +505,17 @@ def plan_matrix(
     def at_sizes(
         method: Any, name: str, members: list[CellCount], surrogate: bool, sigma: Any, needed: set[int]
     ) -> tuple[dict[int, ProbeResult], float]:
-        """:func:`probe` at batch 1 and at every size of ``needed``: probed when it is one of ``probed_batches``,
-        else between the probed sizes on either side (:func:`_between`); and the seconds building the surrogate."""
+        """:func:`probe` at batch 1 and at every size of ``needed``: probed when it is one of ``probe_sizes``,
+        else between the probed sizes on either side (:func:`between`); and the seconds building the surrogate."""
         out, build = {}, 0.0
         for b in sorted({1} | needed):
-            lo = max(p for p in probed_batches if p <= b)
-            hi = min((p for p in probed_batches if p >= b), default=lo)
+            lo = max(p for p in probe_sizes if p <= b)
+            hi = min((p for p in probe_sizes if p >= b), default=lo)
             got = {}
             for size in {lo, hi}:
                 got[size], seconds = probe(method, name, members, surrogate, sigma, size)
                 build += seconds
-            out[b] = got[b] if b in got else got[lo] if lo == hi else _between(got[lo], got[hi], b)
+            out[b] = got[b] if b in got else got[lo] if lo == hi else between(got[lo], got[hi], b)
         return out, build
 
     for (method_name, condition, attack), members in groups.items():
@@ -802,54 +659,3 @@ def _cell_flops(
     """A cell's FLOPs (its passes and metrics; ``own`` and ``other`` probed at batch 1), scaled by pixels."""
     pixels = sum(image.pixels for image in images[: count.images or 0])
     return (_pass_flops(count.per_image, own, other) + rates.metric_flops) * pixels / rates.probe_px
-
-
-@dataclass
-class TrainingCost:
-    """The cost of a training run from a probe of a few iterations on the current device."""
-
-    recipe: str
-    device: str
-    iterations: int
-    batch: int
-    seconds_per_iter: float
-    generator_flops_per_iter: float
-
-    @property
-    def seconds(self) -> float:
-        return self.seconds_per_iter * self.iterations
-
-    def format(self) -> str:
-        return (
-            f"cost plan of training {self.recipe} on {self.device}: {self.iterations} iterations of batch "
-            f"{self.batch}, "
-            f"{self.seconds_per_iter:.3g} s/iteration measured ({self.batch / self.seconds_per_iter:.3g} samples/s), "
-            f"generator forward+backward {self.generator_flops_per_iter / 1e12:.3g} TFLOP/iteration (attack steps "
-            f"and losses not included), estimated {format_seconds(self.seconds)}"
-        )
-
-
-def plan_training(trainer: Any, probe_iters: int = 2) -> TrainingCost:
-    """Time ``probe_iters`` iterations of ``trainer`` (after one warm-up) and extrapolate to ``train.iters``.
-
-    The probe trains on batches of iterations 1, 2, ...; the trainer's weights change, so do not save it afterwards.
-    The FLOPs are those of one generator forward on one batch, times three (forward and backward).
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    t = trainer.config["train"]
-    device = trainer.device
-    batches = [trainer.sampler.sample(trainer.rng("data", i + 1)) for i in range(probe_iters + 1)]
-    trainer.train_step(*batches[0], 1)
-    _sync(device)
-    t0 = time.perf_counter()
-    for i, (lr, hr) in enumerate(batches[1:], start=2):
-        trainer.train_step(lr, hr, i)
-    _sync(device)
-    per_iter = (time.perf_counter() - t0) / probe_iters
-    mode = FlopCounterMode(display=False)
-    with mode, torch.no_grad():
-        trainer.net_g(batches[0][0])
-    return TrainingCost(
-        trainer.recipe.name, str(device), int(t["iters"]), int(t["batch"]), per_iter, 3.0 * mode.get_total_flops()
-    )

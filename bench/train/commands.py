@@ -94,7 +94,7 @@ def train_command(args: argparse.Namespace) -> int:
         return 0
     trainer = build_trainer(recipe, out_dir=args.out, device=args.device)
     if getattr(args, "dry_run", False):
-        from bench.runner.cost import plan_training
+        from bench.runner.probe import plan_training
 
         try:
             print(plan_training(trainer).format())

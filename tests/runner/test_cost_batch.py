@@ -13,7 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
-from bench.runner import cost
+from bench.runner import cost, probe
 from bench.runner.batches import batches, by_size, chunks
 from bench.runner.cost import ProbeResult, plan_matrix
 from bench.runner.matrix import load_matrix
@@ -157,19 +157,19 @@ def test_a_batched_pass_is_timed_at_its_batch_size(tiny_project, monkeypatch, _o
     ]
     assert [line.batch for line in three.lines] == [3, 3]
     probed.clear()
-    monkeypatch.setattr(cost, "MAX_BATCH_PROBES", 1)  # the batch of 2 is then between those of 1 and 3
+    monkeypatch.setattr(probe, "MAX_BATCH_PROBES", 1)  # the batch of 2 is then between those of 1 and 3
     capped = plan_matrix(load_matrix(path, overrides=["batch_images=3"]), "cpu")
     assert sorted(set(probed)) == [1, 3] and not capped.errors and capped.seconds > 0
 
 
 def test_batch_sizes_beyond_the_probed_ones_are_interpolated() -> None:
-    """At most :data:`~bench.runner.cost.MAX_BATCH_PROBES` sizes above 1 are probed; a call's time in between is
+    """At most :data:`~bench.runner.probe.MAX_BATCH_PROBES` sizes above 1 are probed; a call's time in between is
     linear in its images."""
-    assert cost._probed_batches({1: 4, 2: 6, 3: 3}) == [1, 2, 3]
-    assert cost._probed_batches({1: 1, 2: 2, 3: 3, 4: 8, 5: 5, 16: 32}) == [1, 4, 5, 16]
+    assert probe.probed_batches({1: 4, 2: 6, 3: 3}) == [1, 2, 3]
+    assert probe.probed_batches({1: 1, 2: 2, 3: 3, 4: 8, 5: 5, 16: 32}) == [1, 4, 5, 16]
     lo = ProbeResult(64, forward_seconds=1.0, backward_seconds={"l1": 2.0}, batch=1)  # call: 1 s, 2 s
     hi = ProbeResult(64, forward_seconds=0.5, backward_seconds={"l1": 0.75}, batch=5)  # call: 2.5 s, 3.75 s
-    mid = cost._between(lo, hi, 3)
+    mid = probe.between(lo, hi, 3)
     assert mid.batch == 3 and mid.forward_seconds == pytest.approx(1.75 / 3)
     assert mid.backward_seconds == {"l1": pytest.approx(2.875 / 3)}
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from bench.runner import cost
+from bench.runner import probe
 from bench.runner.cost import plan_matrix
 from bench.runner.matrix import load_matrix
 from bench.runner.runner import run_matrix
@@ -149,8 +149,8 @@ def test_a_sigma_auto_card_is_probed_with_its_copies_and_its_selection_counted(
     n = 5
     matrix = load_matrix(_auto_project(tiny_project, n, 32, [0.02, 0.05]))
     copies = []
-    copies_now = cost._copies_now
-    monkeypatch.setattr(cost, "_copies_now", lambda method: copies.append(copies_now(method)) or copies[-1])
+    copies_now = probe.copies_now
+    monkeypatch.setattr(probe, "copies_now", lambda method: copies.append(copies_now(method)) or copies[-1])
     plan = plan_matrix(matrix, "cpu")
     (line,) = plan.lines
     assert not line.error and copies == [n]  # timed smoothed, as the run makes it

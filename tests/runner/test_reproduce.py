@@ -456,7 +456,7 @@ def test_dry_run_estimates_the_time_of_the_cells_that_can_run_now(replica_projec
     assert cells == plan.measurable_cells > 0  # the cost plan covers exactly the cells measurable now
     assert forwards > 0 and backwards == 0 and float(m.group(5)) > 0  # certsr-t1 has no attack
     assert re.search(r"^  certsr\s+blur\s+none\s+\d+\s+2\s+", out, re.M)  # its per-kind lines, 2 replica images
-    assert re.search(r"^  esrgan-ft\s+clean\s+none\s+1\s+2\s+2\s+0\s", out, re.M)  # one forward per image
+    assert re.search(r"^  esrgan-ft\s+clean\s+none\s+1\s+2\s+1\s+2\s+0\s", out, re.M)  # batch 1, a forward per image
 
 
 def test_dry_runs_list_a_refused_attack_as_refused(replica_project, capsys, monkeypatch):
@@ -486,7 +486,7 @@ def test_dry_runs_list_a_refused_attack_as_refused(replica_project, capsys, monk
     for command in (["reproduce", "certsr-t2"], ["run", "--matrix", "certsr-t2"]):
         assert main([*command, "--dry-run", "--device", "cpu", *args]) == 0
         out = capsys.readouterr().out
-        line = re.search(r"^\s*frozen\s+clean\s+fgsm eps=2/255 refused\s+1\s+2\s+0\s+0\s+0\.000\s.*$", out, re.M)
+        line = re.search(r"^\s*frozen\s+clean\s+fgsm eps=2/255 refused\s+1\s+2\s+\d+\s+0\s+0\s+0\.000\s.*$", out, re.M)
         assert line, out
         assert "refused, never attempted: AttackRefused: fgsm needs gradients, but method 'frozen'" in line.group(0)
         assert "fix: `add 'surrogate: CARD'" in line.group(0) and "cannot probe" not in out

@@ -74,7 +74,7 @@ def test_bf16_amp_and_channels_last_train_on_cpu(make_trainer) -> None:
 
 
 def test_training_dry_run_estimate(make_trainer) -> None:
-    from bench.runner.cost import plan_training
+    from bench.runner.probe import plan_training
 
     trainer = make_trainer("ad-l-pgd", train__iters=100)
     cost = plan_training(trainer, probe_iters=2)
