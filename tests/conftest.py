@@ -25,6 +25,21 @@ def _process_settings_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BENCH_MAX_PIXELS", raising=False)
 
 
+@pytest.fixture
+def batch_invariant_convs():
+    """CPU convolutions that give each image of a batch the bits it gets alone, for tests comparing a batched attack
+    with one image per call. oneDNN (mkldnn) picks its kernels and summation order by batch size: conv outputs then
+    differ by ~1e-8 and input gradients by ~1e-10 between batch 3 and batch 1 on the tiny RRDBs, as small as the
+    smallest gradient entries (~1e-10 of 115k), so a signed step (PGD, FGSM), an L1 kink, a uint8 rounding of the
+    output or a best-iterate tie can flip on a near-tie and move a value by far more than any float tolerance -- on
+    a fresh draw each session, the runner's seeds hashing the tmp dataset path (seen: 2 sessions of 43, a frozen
+    bicubic's PSNR moved 3-4e-4 dB by the 8-bit rounding after a degradation transfer). PyTorch's native CPU conv
+    computes each image by the same GEMM whatever the batch: the two agree to the bit, so any difference left is a
+    real one (a shared generator, a loss or gradient mixing images)."""
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
+
+
 @pytest.fixture(params=["cpu", "cuda"])
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Each device-aware test runs on CPU and, where there is one, on CUDA (skips cleanly otherwise)."""

@@ -67,7 +67,9 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> Counter:
     return seen
 
 
-def test_batch_images_changes_no_stochastic_value_and_batches_attacks(tiny_project, tmp_path, batch_sizes):
+def test_batch_images_changes_no_stochastic_value_and_batches_attacks(
+    tiny_project, tmp_path, batch_sizes, batch_invariant_convs
+):
     # a median-smoothing method of bicubic: stochastic, and its output visibly depends on the noise draw
     card = "title: Tiny MRS\nadapter: median_smoothing\nargs: {base: bicubic, sigma: 0.05, n: 3}\ntile: null\n"
     (tiny_project["methods"] / "tiny-mrs.yaml").write_text(card)

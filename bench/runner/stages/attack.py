@@ -8,8 +8,10 @@ the attack ran is an :class:`~bench.results.schema.AttackMode`, decided by the a
 has its own generator, seeded by (cell key, image name, ``"attack"``), and the attacks draw each image's randomness
 from its own and compute per-image losses and gradients (:mod:`bench.attacks.base`), so ``batch_images`` changes no
 draw: the runner batches the attacked cells of deterministic methods (their values then differ by floating-point
-summation order -- within 1e-5 on CPU in the tests; on CUDA, where TF32 or bf16 convolutions change with the batch
-size, a signed-gradient step may also flip on a near-zero gradient entry and move that pixel by 2 alpha) and
+summation order: oneDNN CPU convolutions change it with the batch size, ~1e-8 on outputs and ~1e-10 on gradients of
+a tiny RRDB, and so do TF32 or bf16 CUDA ones; a signed-gradient step taken on a near-zero gradient entry, or a
+uint8 rounding of the output, may then flip and move that pixel by 2 alpha, or 1/255 -- rare, and the tests compare
+with batch-invariant native convolutions, ``batch_invariant_convs`` in ``tests/conftest.py``) and
 gives stochastic ones -- a stochastic method, or a transfer from a stochastic surrogate (:meth:`Attacker.one_per_batch`)
 -- one image per batch.
 
