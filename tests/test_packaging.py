@@ -257,3 +257,10 @@ def test_editable_install_reads_the_checkout(tmp_path: Path) -> None:
         "schemas_dir": str(ROOT / "schemas"),
         "data_dir": str(ROOT / "datasets"),
     }
+    # only `bench` is mapped: the checkout's other folders are not importable (a `datasets` namespace package would
+    # pass for Hugging Face's `datasets` with importlib.util.find_spec)
+    code = "import importlib.util as u; print([n for n in ('tests', 'methods', 'datasets') if u.find_spec(n)])"
+    done = subprocess.run(
+        [str(python), "-c", code], cwd=tmp_path / "work", env=_env(tmp_path / "home"), capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
