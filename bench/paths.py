@@ -28,6 +28,7 @@ Example (a wheel installed in a virtual environment, run from ``~/work`` which h
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -79,6 +80,25 @@ def checkout_root() -> Path | None:
     if (root / "methods").is_dir() and (root / "pyproject.toml").is_file():
         return root
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The commit of the checkout around the package (:func:`checkout_root`; stamped on runs and checkpoints):
+    ``None`` for an installed package -- never the commit of a repository that happens to hold its site-packages --,
+    outside a git checkout, or without git. Asked once per process."""
+    import subprocess
+
+    root = checkout_root()
+    if root is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def project_root() -> Path:

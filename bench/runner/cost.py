@@ -276,6 +276,14 @@ class _Image(NamedTuple):
     key: tuple[int, int, bool]
 
 
+def _lr_size(sample: Any, scale: int) -> tuple[int, int]:
+    """The LR height and width the runner prepares from a loaded sample: the HR's, modcropped, over the scale; an
+    LR-only set's LR's."""
+    if sample.hr is not None:
+        return int(sample.hr.shape[-2]) // scale, int(sample.hr.shape[-1]) // scale
+    return int(sample.lr.shape[-2]), int(sample.lr.shape[-1])
+
+
 def _images(runner: Any, cell: Any, sizes: dict[tuple[str, str], _Image]) -> list[_Image]:
     """Every image of the cell's dataset, in order: its LR size as the runner prepares it (the HR's, modcropped, over
     the scale; an LR-only set: its LR's)."""
@@ -286,10 +294,7 @@ def _images(runner: Any, cell: Any, sizes: dict[tuple[str, str], _Image]) -> lis
         key = (repr(cell.dataset.identity()), name)
         if key not in sizes:
             sample = dataset.load(name)
-            if sample.hr is not None:
-                h, w = sample.hr.shape[-2] // scale, sample.hr.shape[-1] // scale
-            else:
-                h, w = int(sample.lr.shape[-2]), int(sample.lr.shape[-1])
+            h, w = _lr_size(sample, scale)
             sizes[key] = _Image(name, h * w, size_key(h, w, sample.hr is not None))
         out.append(sizes[key])
     return out
@@ -352,20 +357,11 @@ def _selection_rates(runner: Any, side: int, repeats: int) -> _Selection:
     one image at the probe size. Raises what the selection would raise (a split that cannot be read...)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bench.images import modcrop
-
     sm, scale, device = runner.matrix.smoothing, runner.matrix.scale, runner.device
     val = sm.validation
     dataset = runner.dataset(val.entry())
     names = list(dataset.names())[: val.images] if isinstance(val.images, int) else list(val.images)
-    pixels = []
-    for name in names:
-        sample = dataset.load(name)
-        if sample.hr is not None:
-            hr = modcrop(sample.hr if sample.hr.ndim == 4 else sample.hr.unsqueeze(0), scale)
-            pixels.append((hr.shape[-2] // scale) * (hr.shape[-1] // scale))
-        else:
-            pixels.append(int(sample.lr.shape[-2] * sample.lr.shape[-1]))
+    pixels = [h * w for h, w in (_lr_size(dataset.load(name), scale) for name in names)]
     load = 0.0
     if names:
         t0 = time.perf_counter()

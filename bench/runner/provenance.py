@@ -6,36 +6,18 @@ the card file's hash and the adapter's capabilities do not.
 
 from __future__ import annotations
 
-import functools
 import logging
 import platform
-import subprocess
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+
+from bench.paths import git_revision
 
 logger = logging.getLogger(__name__)
 
 LR_SYNTHESIS = "imresize(HR, 1/scale), MATLAB bicubic with antialiasing, rounded to 8 bits"
 _KEY_EXCLUDED_PROVENANCE = ("title", "card_sha256", "differentiable", "stochastic")
-
-
-@functools.lru_cache(maxsize=1)
-def git_revision() -> str | None:
-    """The commit of the checkout around the package (``None`` for an installed package -- never the commit of a
-    repository that happens to hold its site-packages --, outside a git checkout, or without git)."""
-    from bench.paths import checkout_root
-
-    root = checkout_root()
-    if root is None:
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def environment() -> dict[str, Any]:

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from bench.methods.base import Method
+from bench.paths import git_revision
 from bench.seeding import make_generator, seed_from
 from bench.train import distributed, state
 from bench.train.losses import content_loss, load_backbone, ragan_discriminator_loss, ragan_generator_loss
@@ -563,7 +564,7 @@ class Trainer:
             "iteration": self.iteration,
             "seed": self.seed,
             "world_size": self.dist.world_size,
-            "git": state.git_revision(),
+            "git": git_revision(),
             "torch": torch.__version__,
             "perceptual": self.perceptual_info,
             "weights": "ema" if self.net_g_ema is not None else "generator",

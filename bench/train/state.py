@@ -23,15 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from bench.paths import checkout_root
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +37,6 @@ LATEST = "latest.safetensors"
 STATE = "state.safetensors"
 LOG = "train_log.jsonl"
 _JSON_KEYS = ("recipe_config", "data", "perceptual", "overrides")
-
-
-def git_revision() -> str | None:
-    """The commit of the checkout around the package (``None`` for an installed package, outside a git checkout or
-    without git)."""
-    root = checkout_root()
-    if root is None:
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def now() -> str:
